@@ -1,0 +1,72 @@
+"""Profiles: shipped ones validate, bad ones fail with messages that say what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rstar.cli import app
+from rstar.config import ProfileError, load_profile, profile_names
+
+
+def test_shipped_profiles_validate() -> None:
+    assert {"tiny", "qwen2.5-math-7b"} <= set(profile_names())
+    tiny = load_profile("tiny", run_dir="/tmp/r")
+    assert tiny.policy.backend == "transformers"
+    assert tiny.policy.path == "/tmp/r/toy/base-policy"
+    qwen = load_profile("qwen2.5-math-7b")
+    assert qwen.policy.backend == "vllm"
+    assert (qwen.search.rollouts, qwen.search.candidates, qwen.search.max_depth) == (16, 12, 16)
+    assert qwen.search.c_puct == 2.0
+
+
+def test_run_dir_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RSTAR_RUN_DIR", "/data/rstar")
+    assert load_profile("tiny").policy.path == "/data/rstar/toy/base-policy"
+
+
+def test_missing_model_dir_names_path_and_command(tmp_path: Path) -> None:
+    tiny = load_profile("tiny", run_dir=tmp_path)
+    with pytest.raises(ProfileError) as err:
+        tiny.policy.local_path()
+    message = str(err.value)
+    assert str(tmp_path / "toy" / "base-policy") in message
+    assert "rstar toy bootstrap" in message
+
+
+def test_existing_model_dir_and_hub_id(tmp_path: Path) -> None:
+    (tmp_path / "toy" / "base-policy").mkdir(parents=True)
+    assert load_profile("tiny", run_dir=tmp_path).policy.local_path().is_dir()
+    assert str(load_profile("qwen2.5-math-7b").policy.local_path()) == "Qwen/Qwen2.5-Math-7B"
+
+
+def test_unknown_backend_lists_known(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("policy:\n  backend: tgi\n  path: /x\n")
+    with pytest.raises(ProfileError, match=r"bad.yaml: policy.backend.*transformers, vllm, openai"):
+        load_profile(bad)
+
+
+def test_unknown_profile_and_unknown_field(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match=r"known profiles: .*tiny"):
+        load_profile("nope")
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("policy:\n  path: /x\nserach:\n  rollouts: 3\n")
+    with pytest.raises(ProfileError, match="serach"):
+        load_profile(bad)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("policy: [unclosed\n")
+    with pytest.raises(ProfileError, match=r"broken\.yaml: not valid YAML"):
+        load_profile(broken)
+
+
+def test_cli_profile_commands() -> None:
+    runner = CliRunner()
+    shown = runner.invoke(app, ["profile", "tiny"])
+    assert shown.exit_code == 0
+    assert "backend: transformers" in shown.output
+    missing = runner.invoke(app, ["profile", "nope"])
+    assert missing.exit_code == 2
+    assert "unknown profile" in missing.output
