@@ -1,0 +1,48 @@
+"""Backends from a profile's model entry (``rstar.config.ModelConfig`` or anything shaped so)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from rstar.models.base import GenerationBackend
+from rstar.models.openai_backend import OpenAIBackend
+from rstar.models.ppm import PPMScorer
+from rstar.models.transformers_backend import TransformersBackend
+from rstar.models.vllm_backend import VLLMBackend
+
+
+class ModelEntry(Protocol):
+    """The fields of a profile's model entry that choose and configure a backend."""
+
+    backend: str
+    path: str
+    device: str
+    batch_size: int
+    base_url: str | None
+    api_key_env: str
+    extra: dict[str, Any]
+
+
+def generation_backend(entry: ModelEntry) -> GenerationBackend:
+    """The policy backend an entry describes; ``extra`` holds backend-specific options."""
+    if entry.backend == "transformers":
+        return TransformersBackend(entry.path, entry.device, entry.batch_size, **entry.extra)
+    if entry.backend == "vllm":
+        return VLLMBackend(entry.path, **entry.extra)
+    if entry.backend == "openai":
+        if not entry.base_url:
+            raise ValueError(f"model {entry.path!r}: the openai backend needs base_url")
+        return OpenAIBackend(
+            entry.base_url, entry.path, api_key_env=entry.api_key_env, **entry.extra
+        )
+    raise ValueError(f"unknown backend {entry.backend!r}: use transformers, vllm or openai")
+
+
+def ppm_scorer(entry: ModelEntry) -> PPMScorer:
+    """The PPM an entry describes (transformers only for now; ``extra`` may set ``scale``)."""
+    if entry.backend != "transformers":
+        raise ValueError(
+            f"PPM {entry.path!r}: backend {entry.backend!r} cannot serve a PPM yet; "
+            "use backend: transformers"
+        )
+    return PPMScorer(entry.path, device=entry.device, batch_size=entry.batch_size, **entry.extra)
