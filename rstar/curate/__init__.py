@@ -1,0 +1,52 @@
+"""Curation of a round's trees into training data (DESIGN §1.2–1.3).
+
+- ``difficulty`` / ``hard_problems`` / ``coverage``: problem buckets and coverage per round.
+- ``select_sft``: policy SFT rows (prompt/completion).
+- ``select_pairs``: PPM preference pairs (prompt/chosen/rejected), exact rules in
+  ``rstar.curate.pairs``.
+- ``write_json`` / ``to_dataset`` / ``export_round``: JSONL files and ``datasets.Dataset``.
+- ``read_release_*`` / ``write_release_*``: the authors' released SFT and PPM data.
+"""
+
+from rstar.curate.config import CurationConfig
+from rstar.curate.difficulty import coverage, difficulty, hard_problems
+from rstar.curate.export import (
+    PAIR_TRAINING_COLUMNS,
+    SFT_TRAINING_COLUMNS,
+    RoundExport,
+    export_round,
+    to_dataset,
+    write_json,
+)
+from rstar.curate.pairs import select_pairs
+from rstar.curate.release import (
+    read_release_pairs,
+    read_release_sft,
+    write_release_pairs,
+    write_release_sft,
+)
+from rstar.curate.schema import FINAL, PAIR_SCHEMA, SFT_SCHEMA, STEP
+from rstar.curate.sft import select_sft
+
+__all__ = [
+    "FINAL",
+    "PAIR_SCHEMA",
+    "PAIR_TRAINING_COLUMNS",
+    "SFT_SCHEMA",
+    "SFT_TRAINING_COLUMNS",
+    "STEP",
+    "CurationConfig",
+    "RoundExport",
+    "coverage",
+    "difficulty",
+    "export_round",
+    "hard_problems",
+    "read_release_pairs",
+    "read_release_sft",
+    "select_pairs",
+    "select_sft",
+    "to_dataset",
+    "write_json",
+    "write_release_pairs",
+    "write_release_sft",
+]

@@ -1,0 +1,42 @@
+"""Settings of the curation; the defaults are the paper's and the authors' code's (DESIGN §1.3)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rstar.store.schema import STAGES, TRAINING_STAGES
+
+
+class CurationConfig(BaseModel):
+    """How SFT rows and PPM preference pairs are selected from a round's trees."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sft_per_problem: int = Field(
+        2, ge=1, description="correct trajectories per problem with the highest average Q"
+    )
+    pairs_top_k: int = Field(
+        2, ge=1, description="positives (highest Q) and negatives (lowest Q) per pair group"
+    )
+    min_q_margin: float = Field(
+        0.5,
+        ge=0.0,
+        description="drop pairs whose chosen Q exceeds the rejected Q by less; 0 keeps all",
+    )
+    min_edit_distance: int = Field(
+        20, ge=0, description="drop pairs whose two sides are fewer characters apart; 0 keeps all"
+    )
+    final_step_pairs: bool = Field(
+        True, description="also make the relaxed full-trajectory pairs for the final-answer step"
+    )
+    stages: tuple[str, ...] = Field(
+        TRAINING_STAGES, description="stages of the round whose trees are used"
+    )
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [stage for stage in value if stage not in STAGES]
+        if unknown or not value:
+            raise ValueError(f"stages must be a non-empty subset of {STAGES}, got {value}")
+        return value

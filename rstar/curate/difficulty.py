@@ -1,0 +1,37 @@
+"""Problem difficulty and coverage per round (DESIGN §1.2), from the catalog's
+``problem_summary`` view: easy = every trajectory correct, medium = some, hard = none
+(also a searched problem with no trajectory at all). Training stages only."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from rstar.store.catalog import Catalog
+
+
+def difficulty(catalog: Catalog, round: int) -> pa.Table:
+    """Per problem searched in ``round``: num_trajectories, num_correct, difficulty."""
+    return catalog.sql(
+        "SELECT problem_id, num_trajectories, num_correct, difficulty FROM problem_summary "
+        "WHERE round = $round ORDER BY problem_id",
+        {"round": round},
+    )
+
+
+def hard_problems(catalog: Catalog, round: int) -> list[str]:
+    """Ids of the problems of ``round`` with no correct trajectory (extra-rollout input)."""
+    table = catalog.sql(
+        "SELECT problem_id FROM problem_summary WHERE round = $round AND difficulty = 'hard' "
+        "ORDER BY problem_id",
+        {"round": round},
+    )
+    return table["problem_id"].to_pylist()
+
+
+def coverage(catalog: Catalog) -> dict[int, float]:
+    """Per round: the share of its searched problems with at least one correct trajectory."""
+    table = catalog.sql(
+        "SELECT round, avg(CAST(num_correct > 0 AS DOUBLE)) AS coverage "
+        "FROM problem_summary GROUP BY round ORDER BY round"
+    )
+    return dict(zip(table["round"].to_pylist(), table["coverage"].to_pylist(), strict=True))

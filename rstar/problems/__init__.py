@@ -1,0 +1,28 @@
+"""Math problems in: sources and column mappings, stable ids, dedup, decontamination.
+
+Synthesis of new problems with a consistency filter (DESIGN §1.4) is in
+``rstar.problems.synthesis`` (not imported here: it pulls in the model backends).
+"""
+
+from rstar.problems.decontam import Contamination, Decontaminator
+from rstar.problems.formats import FORMATS, ProblemFormat, detect_format
+from rstar.problems.ids import normalize_question, problem_id
+from rstar.problems.loading import LoadReport, LoadResult, ProblemSource, load_problems
+from rstar.problems.readers import RawRecord, SourceError, iter_records
+
+__all__ = [
+    "FORMATS",
+    "Contamination",
+    "Decontaminator",
+    "LoadReport",
+    "LoadResult",
+    "ProblemFormat",
+    "ProblemSource",
+    "RawRecord",
+    "SourceError",
+    "detect_format",
+    "iter_records",
+    "load_problems",
+    "normalize_question",
+    "problem_id",
+]

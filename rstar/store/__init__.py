@@ -1,0 +1,49 @@
+"""The trajectory store: Parquet shards of search trees plus a DuckDB catalog over them.
+
+- ``write_shard``: any process writes one (round, stage, shard) of nodes (and its derived
+  trajectories) as Parquet, atomically; never touches DuckDB.
+- ``Catalog``: the DuckDB database (one writer process: the orchestrator) with tables for
+  problems, rejects, rounds, datasets and evaluation results, and views over the shards.
+- ``StoreLayout``: where the files live; schemas in ``rstar.store.schema``.
+"""
+
+from rstar.store.catalog import Catalog, CatalogLockedError
+from rstar.store.layout import StoreLayout, atomic_write
+from rstar.store.schema import (
+    EVAL,
+    EVAL_RESULT_SCHEMA,
+    EXTRA_ROLLOUTS,
+    NODE_SCHEMA,
+    PROBLEM_SCHEMA,
+    REJECT_SCHEMA,
+    SEARCH,
+    STAGES,
+    STORED_NODE_SCHEMA,
+    SYNTHESIS_SCHEMA,
+    TRAINING_STAGES,
+    TRAJECTORY_SCHEMA,
+)
+from rstar.store.shards import ShardInfo, write_shard
+from rstar.store.trees import NodeTableError
+
+__all__ = [
+    "EVAL",
+    "EVAL_RESULT_SCHEMA",
+    "EXTRA_ROLLOUTS",
+    "NODE_SCHEMA",
+    "PROBLEM_SCHEMA",
+    "REJECT_SCHEMA",
+    "SEARCH",
+    "STAGES",
+    "STORED_NODE_SCHEMA",
+    "SYNTHESIS_SCHEMA",
+    "TRAINING_STAGES",
+    "TRAJECTORY_SCHEMA",
+    "Catalog",
+    "CatalogLockedError",
+    "NodeTableError",
+    "ShardInfo",
+    "StoreLayout",
+    "atomic_write",
+    "write_shard",
+]

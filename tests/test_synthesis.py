@@ -1,0 +1,148 @@
+"""Problem synthesis against a real OpenAI-compatible HTTP server on 127.0.0.1 with scripted,
+deterministic answers."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from rstar.models import OpenAIBackend
+from rstar.problems import problem_id
+from rstar.problems.synthesis import SynthesisConfig, synthesize, vote
+from rstar.store import Catalog, StoreLayout
+
+WRITE = "WRITE A NEW PROBLEM FROM:\n"
+SOLVE = "SOLVE:\n"
+CONFIG = SynthesisConfig(
+    problem_prompt=WRITE + "{question}", solve_prompt=SOLVE + "{question}", batch_size=3
+)
+
+SEEDS = {f"Seed {i}?": f"New problem {i}?" for i in range(1, 6)}
+SEEDS["Seed 6?"] = "Seed 6?"  # the model copies its seed
+SEEDS["Seed 7?"] = "   "  # the model writes nothing
+DISTINCT = [str(100 + i) for i in range(10)]
+ANSWERS = {  # per new problem, the final answers of its 10 sampled solutions
+    "New problem 1?": ["6"] * 7 + ["5"] * 3,
+    "New problem 2?": DISTINCT,
+    "New problem 3?": ["0.5", "\\frac{1}{2}", None, "1/2", "0.5", *DISTINCT[:5]],
+    "New problem 4?": ["12", "13", "12", "13", "12", *DISTINCT[:5]],
+    "New problem 5?": ["7", "7", None, None, *DISTINCT[:6]],
+    "New problem 8?": ["1"] * 10,
+}
+
+
+def solution(answer: str | None) -> str:
+    if answer is None:
+        return "I could not finish this one."
+    return f"Working it out step by step, the answer is \\boxed{{{answer}}}."
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt = body["messages"][0]["content"]
+        self.server.requests.append(prompt)
+        if prompt.startswith(WRITE):
+            seed = prompt.removeprefix(WRITE)
+            texts = [SEEDS.get(seed, seed.replace("Seed", "New problem"))] * body["n"]
+        else:
+            texts = [solution(a) for a in ANSWERS[prompt.removeprefix(SOLVE)]][: body["n"]]
+        choices = [
+            {"index": i, "message": {"content": t}, "finish_reason": "stop", "stop_reason": None}
+            for i, t in enumerate(texts)
+        ]
+        data = json.dumps({"choices": choices, "usage": {"completion_tokens": 10}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.requests = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def backend(server):
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    with OpenAIBackend(url, "gpt-4-test", api="chat", max_retries=0) as client:
+        yield client
+
+
+def seeds(*questions: str) -> pa.Table:
+    return pa.table({"problem_id": [problem_id(q) for q in questions], "question": list(questions)})
+
+
+ALL_SEEDS = [f"Seed {i}?" for i in range(1, 8)]
+
+
+def test_vote_groups_equivalent_answers():
+    assert vote(["0.5", "\\frac{1}{2}", None, "3", "1/2"]).votes == 3
+    assert vote(["0.5", "\\frac{1}{2}", None, "3", "1/2"]).answer == "0.5"
+    assert vote(["2", "3", "3", "2"]).answer == "2"  # a tie goes to the group formed first
+    assert vote([None, None]) == vote([])
+
+
+def test_synthesis_keeps_agreeing_problems_and_records_everything(tmp_path, backend, server):
+    result = synthesize(seeds(*ALL_SEEDS), backend, tmp_path, CONFIG, progress=False)
+    assert result.judged == 7
+    records = {r["seed_problem_id"]: r for r in result.records.to_pylist()}
+    by_seed = [records[problem_id(q)] for q in ALL_SEEDS]
+    assert [(r["kept"], r["votes"], r["agreed_answer"], r["reason"]) for r in by_seed] == [
+        (True, 7, "6", "7 of 10 answers agree"),
+        (False, 1, None, "1 of 10 answers agree (< 3)"),
+        (True, 4, "0.5", "4 of 10 answers agree"),  # 0.5 = \frac{1}{2} = 1/2
+        (True, 3, "12", "3 of 10 answers agree"),
+        (False, 2, None, "2 of 10 answers agree (< 3)"),
+        (False, 0, None, "not new: same question as a seed or an earlier candidate"),
+        (False, 0, None, "the model wrote no problem"),
+    ]
+    assert by_seed[2]["answers"] == ["0.5", "\\frac{1}{2}", None, "1/2", "0.5", *DISTINCT[:5]]
+    assert by_seed[0]["candidate_id"] == f"{problem_id('Seed 1?')}:0"
+    assert by_seed[0]["question"] == "New problem 1?"
+    assert result.problems.to_pylist() == [
+        {"problem_id": problem_id(q), "question": q, "answer": a, "source": "synthetic",
+         "level": None, "split": "train"}
+        for q, a in (("New problem 1?", "6"), ("New problem 3?", "0.5"), ("New problem 4?", "12"))
+    ]  # fmt: skip
+    # One problem-writing request per seed and one solving request per new problem.
+    assert sum(r.startswith(WRITE) for r in server.requests) == 7
+    assert sum(r.startswith(SOLVE) for r in server.requests) == 5
+    with Catalog(tmp_path) as catalog:  # the audit records, in the catalog
+        view = catalog.sql(
+            "SELECT count(*) AS n, count(*) FILTER (WHERE kept) AS kept FROM synthesis"
+        )
+        assert view.to_pylist() == [{"n": 7, "kept": 3}]
+
+
+def test_rerun_skips_judged_candidates(tmp_path, backend, server):
+    first = synthesize(seeds(*ALL_SEEDS), backend, tmp_path, CONFIG, progress=False)
+    calls = len(server.requests)
+    again = synthesize(seeds(*ALL_SEEDS), backend, tmp_path, CONFIG, progress=False)
+    assert again.judged == 0 and len(server.requests) == calls
+    assert again.records.sort_by("candidate_id") == first.records.sort_by("candidate_id")
+    # A lost batch file (an interrupted run) is redone, and only that batch.
+    parts = sorted(StoreLayout(tmp_path).synthesis_dir.glob("*.parquet"))
+    assert len(parts) == 3  # batches of 3 seeds
+    lost = pq.read_table(parts[0])
+    parts[0].unlink()
+    resumed = synthesize(seeds(*ALL_SEEDS, "Seed 8?"), backend, tmp_path, CONFIG, progress=False)
+    assert resumed.judged == lost.num_rows + 1
+    assert len(resumed.records) == 8
+    assert "New problem 8?" in resumed.problems["question"].to_pylist()
