@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 import yaml
 from rich.console import Console
+from rich.panel import Panel
+from rich.syntax import Syntax
 
 from rstar import __version__
-from rstar.config import ProfileError, load_profile, profile_names
+from rstar.config import ModelConfig, ProfileError, load_profile, profile_names
 
 app = typer.Typer(help="rStar-Math self-evolution for small language models.", no_args_is_help=True)
 console = Console()
@@ -42,6 +46,48 @@ def profiles() -> None:
     """List the shipped profiles."""
     for name in profile_names():
         console.print(name)
+
+
+@app.command()
+def solve(
+    question: str = typer.Argument(..., help="the math question"),
+    profile: str = typer.Option("tiny", help="profile name or .yaml path"),
+    rollouts: int | None = typer.Option(None, help="MCTS rollouts (default: the profile's)"),
+    policy: Path | None = typer.Option(None, help="policy checkpoint (default: the profile's)"),
+    ppm: Path | None = typer.Option(None, help="PPM checkpoint (default: the profile's)"),
+    vote: bool = typer.Option(False, help="score-weighted majority vote over trajectories"),
+    tree: Path | None = typer.Option(None, help="write the search tree as one HTML file"),
+) -> None:
+    """Solve a question with MCTS and print the answer and the chosen trajectory."""
+    from rstar.search.html import render_tree_html
+    from rstar.solve import solve as run_solve
+
+    try:
+        prof = load_profile(profile)
+        policy_entry = prof.policy.model_copy(update={"path": str(policy)}) if policy else None
+        ppm_entry = ModelConfig(path=str(ppm), batch_size=prof.policy.batch_size) if ppm else None
+        solution = run_solve(
+            question, prof, rollouts, policy=policy_entry, ppm=ppm_entry, vote=vote
+        )
+    except ProfileError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    chosen = solution.chosen
+    if chosen is None:
+        console.print("[yellow]no trajectory reached an answer[/yellow]")
+    else:
+        for node in chosen.path():
+            body = Syntax(node.text.strip(), "python", word_wrap=True)
+            title = f"step {node.depth} ({node.kind}) Q={node.q:+.2f}"
+            if node.ppm_score is not None:
+                title += f" PPM={node.ppm_score:+.2f}"
+            console.print(Panel(body, title=title, subtitle=f"output: {node.output[:200]!r}"))
+        console.print(f"[bold green]answer:[/bold green] {solution.answer}")
+    if tree is not None:
+        tree.write_text(render_tree_html(solution.tree, title=question, chosen=chosen))
+        console.print(f"search tree ({len(solution.tree)} nodes) written to {tree}")
+    if chosen is None:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,56 @@
+"""Solve one question with test-time MCTS: the engine behind ``rstar solve``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rstar.config import ModelConfig, Profile
+from rstar.models import generation_backend, ppm_scorer
+from rstar.sandbox import Sandbox
+from rstar.search import MCTS, Node, SearchProblem, Tree
+from rstar.search.answer import best_trajectory, majority_vote
+
+
+@dataclass
+class Solution:
+    """The searched tree, the trajectory chosen for the answer, and the answer."""
+
+    tree: Tree
+    chosen: Node | None
+
+    @property
+    def answer(self) -> str | None:
+        return self.chosen.answer if self.chosen is not None else None
+
+
+def solve(
+    question: str,
+    profile: Profile,
+    rollouts: int | None = None,
+    policy: ModelConfig | None = None,
+    ppm: ModelConfig | None = None,
+    vote: bool = False,
+    progress: bool = True,
+) -> Solution:
+    """MCTS over ``question`` without a gold answer; the PPM (if any) scores the answers.
+
+    The chosen trajectory is the best-scored one, or with ``vote`` the best of the
+    answer with the most score-weighted votes.
+    """
+    policy_entry = policy or profile.policy
+    policy_entry.local_path()
+    ppm_entry = ppm or profile.ppm
+    scorer = None
+    if ppm_entry is not None:
+        ppm_entry.local_path()
+        scorer = ppm_scorer(ppm_entry)
+    backend = generation_backend(policy_entry)
+    with Sandbox(
+        timeout=profile.sandbox.timeout,
+        memory_mb=profile.sandbox.memory_mb,
+        workers=profile.sandbox.workers,
+    ) as sandbox:
+        mcts = MCTS(backend, sandbox, profile.search, ppm=scorer, test_time=True, progress=progress)
+        [result] = mcts.search([SearchProblem("question", question)], rollouts=rollouts)
+    chosen = majority_vote(result.terminals) if vote else best_trajectory(result.terminals)
+    return Solution(result.tree, chosen)
