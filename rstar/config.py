@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+if TYPE_CHECKING:
+    from rstar.sandbox import Sandbox
 
 BACKENDS = ("transformers", "vllm", "openai")
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -86,6 +89,22 @@ class SandboxConfig(_Strict):
     timeout: float = Field(10.0, gt=0.0, description="seconds of wall clock per program")
     memory_mb: int = Field(1024, gt=0)
     workers: int | None = Field(None, description="parallel executors; default = CPU count")
+    preload: tuple[str, ...] | None = Field(
+        None,
+        description="modules each worker imports once (default: math libraries incl. sympy, "
+        "numpy); a lighter list makes every execution cheaper",
+    )
+
+    def open(self) -> Sandbox:
+        """A :class:`~rstar.sandbox.Sandbox` with these limits (use it as a context manager)."""
+        from rstar.sandbox import DEFAULT_PRELOAD, Sandbox
+
+        return Sandbox(
+            timeout=self.timeout,
+            memory_mb=self.memory_mb,
+            workers=self.workers,
+            preload=self.preload if self.preload is not None else DEFAULT_PRELOAD,
+        )
 
 
 class Profile(_Strict):

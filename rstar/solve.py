@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from rstar.config import ModelConfig, Profile
 from rstar.models import generation_backend, ppm_scorer
-from rstar.sandbox import Sandbox
 from rstar.search import MCTS, Node, SearchProblem, Tree
 from rstar.search.answer import best_trajectory, majority_vote
 
@@ -45,11 +44,7 @@ def solve(
         ppm_entry.local_path()
         scorer = ppm_scorer(ppm_entry)
     backend = generation_backend(policy_entry)
-    with Sandbox(
-        timeout=profile.sandbox.timeout,
-        memory_mb=profile.sandbox.memory_mb,
-        workers=profile.sandbox.workers,
-    ) as sandbox:
+    with profile.sandbox.open() as sandbox:
         mcts = MCTS(backend, sandbox, profile.search, ppm=scorer, test_time=True, progress=progress)
         [result] = mcts.search([SearchProblem("question", question)], rollouts=rollouts)
     chosen = majority_vote(result.terminals) if vote else best_trajectory(result.terminals)
