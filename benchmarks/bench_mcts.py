@@ -1,0 +1,97 @@
+"""MCTS throughput: generated tokens/s inside the search against the backend's raw speed.
+
+    .venv/bin/python benchmarks/bench_mcts.py --policy runs/toy/base-policy
+
+Runs batched MCTS (terminal-guided, data-generation mode) over N toy-world train problems
+with R rollouts each, using the tiny policy, the real sandbox and the real grader, and
+reports where the time went (model, sandbox, PPM, tree bookkeeping). In the same run it
+measures the backend's raw batched throughput on the same kind of request (every
+problem's root prompt, the profile's n candidates, temperature and stop strings), so the
+ratio search/raw shows what the search machinery costs on top of generation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from rstar.config import load_profile
+from rstar.format import build_prompt
+from rstar.models import GenerationParams, TransformersBackend
+from rstar.search import MCTS, SearchProblem
+from rstar.toy.config import ToyConfig
+from rstar.toy.world import problem_pool
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--policy", default="runs/toy/base-policy")
+    parser.add_argument("--problems", type=int, default=64)
+    parser.add_argument("--rollouts", type=int, default=8)
+    parser.add_argument("--profile", default="tiny")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    profile = load_profile(args.profile)
+    world = ToyConfig.model_validate(profile.toy or {}).world
+    levels = range(1, 5)
+    per_level = args.problems // len(levels)
+    problems = [p for lv in levels for p in problem_pool(lv, per_level, "train", world)]
+    backend = TransformersBackend(args.policy, batch_size=profile.policy.batch_size, progress=False)
+    search = profile.search
+
+    params = GenerationParams(
+        n=search.candidates,
+        temperature=search.temperature,
+        top_p=search.top_p,
+        max_new_tokens=search.max_new_tokens,
+        seed=search.seed,
+    )
+    prompts = [build_prompt(p.question) for p in problems]
+    backend.generate(prompts[:4], params)  # warm up
+    start = time.perf_counter()
+    raw = backend.generate(prompts, params)
+    raw_s = time.perf_counter() - start
+    raw_tokens = sum(c.num_tokens for comps in raw for c in comps)
+
+    with profile.sandbox.open() as sandbox:
+        mcts = MCTS(backend, sandbox, search, progress=True)
+        results = mcts.search(
+            [SearchProblem(p.id, p.question, p.answer) for p in problems], rollouts=args.rollouts
+        )
+    stats = mcts.stats
+    search_tps = stats.generated_tokens / stats.total_s
+    raw_tps = raw_tokens / raw_s
+    report = {
+        "problems": len(problems),
+        "rollouts": args.rollouts,
+        "candidates": search.candidates,
+        "generate_calls": stats.generate_calls,
+        "sequences_per_call": round(stats.generated_sequences / stats.generate_calls, 1),
+        "generated_tokens": stats.generated_tokens,
+        "search_s": round(stats.total_s, 2),
+        "model_s": round(stats.model_s, 2),
+        "sandbox_s": round(stats.sandbox_s, 2),
+        "ppm_s": round(stats.ppm_s, 2),
+        "bookkeeping_s": round(stats.bookkeeping_s, 2),
+        "search_tokens_per_s": round(search_tps),
+        "model_only_tokens_per_s": round(stats.generated_tokens / stats.model_s),
+        "raw_tokens_per_s": round(raw_tps),
+        "raw_batch_sequences": len(prompts) * search.candidates,
+        "ratio": round(search_tps / raw_tps, 3),
+        "trajectories": sum(r.trajectories for r in results),
+        "correct": sum(r.correct for r in results),
+        "solved_problems": sum(1 for r in results if r.correct),
+        "threads": torch.get_num_threads(),
+        "sandbox_isolation": str(sandbox.isolation),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
