@@ -7,8 +7,12 @@ for it. A second, unseen problem rides in the same batch.
 
 from __future__ import annotations
 
-import pytest
+import re
 
+import pytest
+from typer.testing import CliRunner
+
+from rstar.cli import app
 from rstar.config import SearchConfig
 from rstar.models import TransformersBackend
 from rstar.sandbox import Sandbox
@@ -18,6 +22,7 @@ from rstar.store import Catalog, write_shard
 from rstar.toy.bootstrap import bootstrap, training_problems
 from rstar.toy.config import BootstrapConfig, ToyWorldConfig
 from rstar.toy.world import problem_pool
+from tests.test_tree_html import dump_dom, needs_chromium, parse, rows
 
 WORLD = ToyWorldConfig()
 MEMORISE = BootstrapConfig(
@@ -92,3 +97,24 @@ def test_mcts_with_a_real_policy_lands_in_the_store(policy, tmp_path) -> None:
         ).to_pylist()
     expected = sorted((r.problem_id, r.trajectories, r.correct) for r in results)
     assert [(row["problem_id"], row["n"], row["ok"]) for row in stored] == expected
+
+
+@needs_chromium
+def test_rstar_solve_prints_the_answer_and_writes_the_tree_page(policy, tmp_path) -> None:
+    [learnt] = training_problems(WORLD, MEMORISE)
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(
+        f"policy: {{path: {policy}, batch_size: 16}}\n"
+        "search: {rollouts: 3, candidates: 2, temperature: 0.7, max_new_tokens: 200, "
+        "max_depth: 6}\nsandbox: {timeout: 5.0, workers: 2}\n"
+    )
+    page = tmp_path / "tree.html"
+    result = CliRunner().invoke(
+        app, ["solve", learnt.question, "--profile", str(profile), "--tree", str(page)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"answer: {learnt.answer}" in result.output
+    assert "print(money)" in result.output  # the chosen trajectory's steps are shown
+    nodes = int(re.search(r"search tree \((\d+) nodes\)", result.output).group(1))
+    dom = parse(dump_dom(page, tmp_path))
+    assert len(rows(dom)) == nodes
