@@ -7,23 +7,51 @@ with R rollouts each, using the tiny policy, the real sandbox and the real grade
 reports where the time went (model, sandbox, PPM, tree bookkeeping). In the same run it
 measures the backend's raw batched throughput on the same kind of request (every
 problem's root prompt, the profile's n candidates, temperature and stop strings), so the
-ratio search/raw shows what the search machinery costs on top of generation.
+ratio search/raw shows what the search machinery costs on top of generation. The raw
+baseline replays prompts the search expanded, in one batch of the search's average size.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
 
 import torch
 
 from rstar.config import load_profile
-from rstar.format import build_prompt
 from rstar.models import GenerationParams, TransformersBackend
 from rstar.search import MCTS, SearchProblem
+from rstar.search.expansion import prompt_for
 from rstar.toy.config import ToyConfig
 from rstar.toy.world import problem_pool
+
+
+def raw_throughput(
+    backend: TransformersBackend, results: list, mcts: MCTS
+) -> tuple[int, float, int]:
+    """The backend alone on what the search asked of it, at the search's batch size.
+
+    Prompts: those of nodes the search expanded (so their lengths are the search's), one
+    batch of as many sequences as the search's average generate call held. Returns
+    (generated tokens, seconds, prompts).
+    """
+    stats, search = mcts.stats, mcts.config
+    prompts = [prompt_for(r.tree, node) for r in results for node in r.tree if node.expanded]
+    random.Random(0).shuffle(prompts)
+    per_call = max(1, round(stats.generated_sequences / stats.generate_calls / search.candidates))
+    params = GenerationParams(
+        n=search.candidates,
+        temperature=search.temperature,
+        top_p=search.top_p,
+        max_new_tokens=search.max_new_tokens,
+        seed=search.seed,
+    )
+    start = time.perf_counter()
+    raw = backend.generate(prompts[:per_call], params)
+    seconds = time.perf_counter() - start
+    return sum(c.num_tokens for comps in raw for c in comps), seconds, per_call
 
 
 def main() -> None:
@@ -45,25 +73,11 @@ def main() -> None:
     backend = TransformersBackend(args.policy, batch_size=profile.policy.batch_size, progress=False)
     search = profile.search
 
-    params = GenerationParams(
-        n=search.candidates,
-        temperature=search.temperature,
-        top_p=search.top_p,
-        max_new_tokens=search.max_new_tokens,
-        seed=search.seed,
-    )
-    prompts = [build_prompt(p.question) for p in problems]
-    backend.generate(prompts[:4], params)  # warm up
-    start = time.perf_counter()
-    raw = backend.generate(prompts, params)
-    raw_s = time.perf_counter() - start
-    raw_tokens = sum(c.num_tokens for comps in raw for c in comps)
-
+    problems_in = [SearchProblem(p.id, p.question, p.answer) for p in problems]
     with profile.sandbox.open() as sandbox:
         mcts = MCTS(backend, sandbox, search, progress=True)
-        results = mcts.search(
-            [SearchProblem(p.id, p.question, p.answer) for p in problems], rollouts=args.rollouts
-        )
+        results = mcts.search(problems_in, rollouts=args.rollouts)
+    raw_tokens, raw_s, raw_prompts = raw_throughput(backend, results, mcts)
     stats = mcts.stats
     search_tps = stats.generated_tokens / stats.total_s
     raw_tps = raw_tokens / raw_s
@@ -82,7 +96,7 @@ def main() -> None:
         "search_tokens_per_s": round(search_tps),
         "model_only_tokens_per_s": round(stats.generated_tokens / stats.model_s),
         "raw_tokens_per_s": round(raw_tps),
-        "raw_batch_sequences": len(prompts) * search.candidates,
+        "raw_batch_sequences": raw_prompts * search.candidates,
         "ratio": round(search_tps / raw_tps, 3),
         "trajectories": sum(r.trajectories for r in results),
         "correct": sum(r.correct for r in results),
