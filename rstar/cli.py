@@ -12,8 +12,10 @@ from rich.syntax import Syntax
 
 from rstar import __version__
 from rstar.config import ModelConfig, ProfileError, load_profile, profile_names
+from rstar.toy.cli import toy_app
 
 app = typer.Typer(help="rStar-Math self-evolution for small language models.", no_args_is_help=True)
+app.add_typer(toy_app, name="toy")
 console = Console()
 
 

@@ -20,24 +20,12 @@ from rstar.search import MCTS, SearchProblem, Tree
 from rstar.search.records import trees_to_table
 from rstar.store import Catalog, write_shard
 from rstar.toy.bootstrap import bootstrap, training_problems
-from rstar.toy.config import BootstrapConfig, ToyWorldConfig
+from rstar.toy.config import ToyWorldConfig
 from rstar.toy.world import problem_pool
+from tests.test_toy_bootstrap import MEMORISE  # one toy problem, learnt by heart
 from tests.test_tree_html import dump_dom, needs_chromium, parse, rows
 
 WORLD = ToyWorldConfig()
-MEMORISE = BootstrapConfig(
-    problems_per_level={1: 1},
-    vocab_size=400,
-    hidden_size=64,
-    num_layers=2,
-    num_heads=4,
-    max_length=512,
-    learning_rate=1e-2,
-    warmup_ratio=0.0,
-    batch_size=1,
-    max_steps=120,
-    num_threads=1,
-)
 
 
 class CountingBackend(TransformersBackend):

@@ -1,0 +1,92 @@
+"""Typed settings of the toy world and of the tiny base policy (the ``toy:`` part of a profile)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ToyWorldConfig(_Strict):
+    """How problems are drawn. Defaults give 6 levels with distractors from level 3.
+
+    A problem of level L needs exactly L arithmetic steps. Whether a problem belongs to the
+    held-out test set is decided by the hash of its text (``test_share`` of all texts), so a
+    test problem can never appear in any train pool, whatever the seed.
+    """
+
+    seed: int = Field(0, description="seed of the train pool and test set")
+    max_level: int = Field(6, ge=1, description="hardest level (= number of steps)")
+    train_per_level: int = Field(2000, ge=0, description="train-pool problems per level")
+    test_per_level: int = Field(100, ge=0, description="held-out test problems per level")
+    test_share: float = Field(
+        0.1, gt=0.0, lt=1.0, description="share of all question texts that are test-only"
+    )
+    distractor_from_level: int = Field(
+        3, ge=1, description="first level whose problems contain irrelevant facts"
+    )
+    max_distractors: int = Field(3, ge=0, description="most irrelevant facts in one problem")
+    start_range: tuple[int, int] = Field((5, 60), description="first number of a one-fact start")
+    pair_range: tuple[int, int] = Field((2, 15), description="numbers of a two-fact start (a x b)")
+    add_range: tuple[int, int] = Field((2, 40), description="numbers added or subtracted")
+    mul_range: tuple[int, int] = Field((2, 5), description="multipliers")
+    div_range: tuple[int, int] = Field((2, 6), description="divisors")
+    max_value: int = Field(5000, gt=0, description="no multiplication beyond this value")
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> ToyWorldConfig:
+        for name in ("start_range", "pair_range", "add_range", "mul_range", "div_range"):
+            low, high = getattr(self, name)
+            if not 1 <= low <= high:
+                raise ValueError(
+                    f"{name} must be (low, high) with 1 <= low <= high, got {low, high}"
+                )
+        if self.mul_range[0] < 2 or self.div_range[0] < 2:
+            raise ValueError("mul_range and div_range must start at 2 or more")
+        return self
+
+
+class BootstrapConfig(_Strict):
+    """The tiny base policy: tokenizer, model shape and the SFT run on the easiest levels.
+
+    Defaults build a 0.64 M parameter Llama (width 96, 3 layers) in about 4-5 minutes on 2 CPU
+    cores. Trained on levels 1-2 and a few level-3 problems, it writes the step format, solves
+    most level 1-2 problems greedily, some level-3 ones and essentially no harder ones: the
+    room self-evolution has to grow into. Batches are drawn at random; grouping them by
+    length (less padding) made every batch one kind of problem and ruined training.
+    """
+
+    seed: int = 0
+    problems_per_level: dict[int, int] = Field(
+        {1: 3000, 2: 3000, 3: 400},
+        description="train-pool problems per level whose gold solutions are trained on "
+        "(a few level-3 ones, so that sampling sometimes writes a third step)",
+    )
+    vocab_size: int = Field(1024, ge=300, description="BPE vocabulary incl. special tokens")
+    hidden_size: int = Field(96, description="model width; the MLP is 4x wider")
+    num_layers: int = 3
+    num_heads: int = 4
+    max_length: int = Field(1024, gt=0, description="context length (positions)")
+    learning_rate: float = 3e-3
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="share of steps warming up")
+    batch_size: int = 16
+    max_steps: int = Field(1200, gt=0, description="optimizer steps")
+    num_threads: int | None = Field(None, description="torch threads; default = all cores")
+
+    @model_validator(mode="after")
+    def _levels_positive(self) -> BootstrapConfig:
+        if not self.problems_per_level:
+            raise ValueError("problems_per_level must name at least one level")
+        for level, count in self.problems_per_level.items():
+            if level < 1 or count < 1:
+                raise ValueError(f"problems_per_level: level {level} -> {count}: both must be >= 1")
+        return self
+
+
+class ToyConfig(_Strict):
+    """The ``toy:`` section of a profile: the world and the base policy."""
+
+    world: ToyWorldConfig = ToyWorldConfig()
+    bootstrap: BootstrapConfig = BootstrapConfig()
