@@ -16,6 +16,12 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rstar.curate.config import CurationConfig
+from rstar.evaluate.config import EvalConfig
+from rstar.evolve.config import EvolveConfig
+from rstar.tracking import TrackingConfig
+from rstar.train.config import TrainConfig
+
 if TYPE_CHECKING:
     from rstar.sandbox import Sandbox
 
@@ -51,6 +57,12 @@ class ModelConfig(_Strict):
         if value not in BACKENDS:
             raise ValueError(f"unknown backend {value!r}; known backends: {', '.join(BACKENDS)}")
         return value
+
+    def with_progress(self, progress: bool) -> ModelConfig:
+        """Without ``progress``, an in-process transformers model shows no progress bars."""
+        if progress or self.backend != "transformers":
+            return self
+        return self.model_copy(update={"extra": {**self.extra, "progress": False}})
 
     def local_path(self) -> Path:
         """The checkpoint directory, checked to exist; hub ids are returned as given.
@@ -121,6 +133,11 @@ class Profile(_Strict):
     search: SearchConfig = SearchConfig()
     sandbox: SandboxConfig = SandboxConfig()
     toy: dict[str, Any] | None = Field(None, description="toy-world settings (tiny profile)")
+    curate: CurationConfig = CurationConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    evolve: EvolveConfig = EvolveConfig()
 
 
 def profile_names() -> list[str]:
@@ -153,10 +170,25 @@ def _profile_file(name_or_path: str | Path) -> Path:
     )
 
 
-def load_profile(name_or_path: str | Path = "tiny", run_dir: str | Path | None = None) -> Profile:
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` laid over it, mappings merged key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_profile(
+    name_or_path: str | Path = "tiny", run_dir: str | Path | None = None, *, quick: bool = False
+) -> Profile:
     """Load and validate a profile by name (``configs/<name>.yaml``) or by file path.
 
     ``run_dir`` (or the ``RSTAR_RUN_DIR`` environment variable) overrides the profile's own.
+    ``quick`` lays the profile's ``quick:`` mapping over it (a smaller run of the same
+    method, e.g. for CI); a profile without one cannot be loaded quick.
     """
     path = _profile_file(name_or_path)
     try:
@@ -165,6 +197,11 @@ def load_profile(name_or_path: str | Path = "tiny", run_dir: str | Path | None =
         raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ProfileError(f"{path}: expected a mapping at the top level")
+    quick_overrides = raw.pop("quick", None)
+    if quick:
+        if not isinstance(quick_overrides, dict):
+            raise ProfileError(f"{path}: has no `quick:` mapping, so it has no quick size")
+        raw = _merge(raw, quick_overrides)
     chosen = run_dir or os.environ.get("RSTAR_RUN_DIR") or raw.get("run_dir") or "runs"
     raw["run_dir"] = str(chosen)
     raw.setdefault("name", path.stem)

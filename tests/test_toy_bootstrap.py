@@ -109,3 +109,16 @@ def test_cli_reports_a_bad_toy_section(tmp_path):
     result = CliRunner().invoke(toy_app, ["generate", "--profile", str(profile)])
     assert result.exit_code == 2
     assert "max_levle" in result.output
+
+
+@pytest.mark.slow
+def test_full_bootstrap_is_good_on_easy_levels_and_weak_on_hard_ones(tmp_path):
+    """The default build (about 5 minutes on 2 cores): the base policy of docs/toy_world.md."""
+    torch.set_num_threads(2)
+    summary = bootstrap(tmp_path / "base", WORLD, BootstrapConfig(), progress=False)
+    assert summary["parameters"] == 639_648
+    problems = [p for lv in range(1, 6) for p in problem_pool(lv, 50, "test", WORLD)]
+    accuracy = greedy_accuracy(tmp_path / "base", problems, progress=False)
+    assert accuracy[1] >= 0.8 and accuracy[2] >= 0.7
+    assert 0.05 <= accuracy[3] <= 0.5
+    assert accuracy[4] <= 0.1 and accuracy[5] <= 0.1

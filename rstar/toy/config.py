@@ -51,8 +51,8 @@ class ToyWorldConfig(_Strict):
 class BootstrapConfig(_Strict):
     """The tiny base policy: tokenizer, model shape and the SFT run on the easiest levels.
 
-    Defaults build a 0.64 M parameter Llama (width 96, 3 layers) in about 4-5 minutes on 2 CPU
-    cores. Trained on levels 1-2 and a few level-3 problems, it writes the step format, solves
+    Defaults build a 0.64 M parameter Llama (width 96, 3 layers) in about 4 minutes on 2 idle
+    CPU cores. Trained on levels 1-2 and a few level-3 problems, it writes the step format, solves
     most level 1-2 problems greedily, some level-3 ones and essentially no harder ones: the
     room self-evolution has to grow into. Batches are drawn at random; grouping them by
     length (less padding) made every batch one kind of problem and ruined training.
@@ -72,7 +72,7 @@ class BootstrapConfig(_Strict):
     learning_rate: float = 3e-3
     warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="share of steps warming up")
     batch_size: int = 16
-    max_steps: int = Field(1200, gt=0, description="optimizer steps")
+    max_steps: int = Field(1000, gt=0, description="optimizer steps")
     num_threads: int | None = Field(None, description="torch threads; default = all cores")
 
     @model_validator(mode="after")

@@ -1,0 +1,129 @@
+"""``rstar eval``: evaluate a policy (and PPM) on a benchmark, with progress and a summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rstar.config import ModelConfig, ProfileError, load_profile
+from rstar.tracking import Tracking
+
+console = Console()
+
+
+def eval_command(
+    benchmark: str = typer.Option(
+        ..., help="toy, a name in shared/benchmarks (math500, gsm8k, ...) or a benchmark file"
+    ),
+    method: list[str] | None = typer.Option(
+        None, help="method (repeatable): greedy, mcts, mcts_vote, best_of_n, majority, beam"
+    ),
+    trajectories: int | None = typer.Option(None, help="trajectories per problem (k)"),
+    scaling: str | None = typer.Option(
+        None, help="budgets of the scaling curve, e.g. 1,2,4,8 ('' for none)"
+    ),
+    policy: Path | None = typer.Option(None, help="policy checkpoint (default: the profile's)"),
+    ppm: Path | None = typer.Option(None, help="PPM checkpoint (default: the profile's)"),
+    round: int = typer.Option(0, help="the round whose models are evaluated (0 = base)"),
+    max_problems: int | None = typer.Option(None, help="only the first N problems"),
+    out: Path | None = typer.Option(
+        None, help="folder for summary.json and scaling.png (default <run_dir>/eval/round-R/B)"
+    ),
+    store: bool = typer.Option(True, help="record results and trees in the run's store"),
+    track: bool = typer.Option(True, help="log to MLflow"),
+    threads: int | None = typer.Option(None, help="torch CPU threads"),
+    profile: str = typer.Option("tiny", help="profile name or .yaml path"),
+) -> None:
+    """Evaluate on a benchmark: accuracy per method (and level), the test-time scaling curve."""
+    from rstar.evaluate.benchmarks import load_benchmark
+    from rstar.evaluate.pipeline import SCALING_FILE, run_evaluation
+    from rstar.evaluate.runner import MissingPPMError
+    from rstar.store import StoreLayout
+    from rstar.toy.config import ToyConfig
+
+    try:
+        prof = load_profile(profile)
+        updates = {
+            "methods": tuple(method) if method else None,
+            "trajectories": trajectories,
+            "scaling": None if scaling is None else _budgets(scaling),
+            "max_problems": max_problems,
+            "num_threads": threads,
+        }
+        base = prof.eval
+        config = type(base).model_validate(
+            {**base.model_dump(), **{k: v for k, v in updates.items() if v is not None}}
+        )
+        world = ToyConfig.model_validate(prof.toy or {}).world
+        bench = load_benchmark(benchmark, world=world, toy_per_level=config.toy_per_level)
+        policy_entry = prof.policy.model_copy(update={"path": str(policy)}) if policy else None
+        policy_entry = policy_entry or prof.policy
+        policy_entry.local_path()
+        ppm_entry = (
+            ModelConfig(path=str(ppm), batch_size=prof.policy.batch_size) if ppm else prof.ppm
+        )
+        if ppm_entry is not None:
+            ppm_entry.local_path()
+    except (ProfileError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    out = out or Path(prof.run_dir) / "eval" / f"round-{round}" / bench.name
+    console.print(
+        f"evaluating {policy_entry.path}"
+        + (f" with PPM {ppm_entry.path}" if ppm_entry else "")
+        + f" on {bench.name} ({len(bench.head(config.max_problems).problems)} problems): "
+        + ", ".join(config.methods)
+        + f" at k={config.trajectories}"
+    )
+    try:
+        report = run_evaluation(
+            bench,
+            policy_entry,
+            out,
+            ppm=ppm_entry,
+            search=prof.search,
+            sandbox=prof.sandbox,
+            config=config,
+            store=StoreLayout.for_run(prof.run_dir) if store else None,
+            round=round,
+            tracking=Tracking.for_profile(prof) if track else None,
+        )
+    except MissingPPMError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    _print_summary(report)
+    if report.scaling is not None:
+        console.print(f"scaling curve: {out / SCALING_FILE}")
+    console.print(f"summary: {out / 'summary.json'}")
+
+
+def _budgets(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise ValueError(f"--scaling takes comma-separated integers, got {text!r}") from exc
+
+
+def _print_summary(report) -> None:
+    levels = sorted({level for r in report.results for level in r.by_level()})
+    table = Table("method", "accuracy", *[f"level {lv}" for lv in levels], "seconds")
+    for result in report.results:
+        by_level = result.by_level()
+        cells = [
+            f"{by_level[lv][1] / by_level[lv][0]:.1%}" if lv in by_level else "-" for lv in levels
+        ]
+        table.add_row(
+            result.label,
+            f"{result.accuracy:.1%} ({result.correct}/{len(result.results)})",
+            *cells,
+            f"{result.seconds:.0f}",
+        )
+    console.print(table)
+    if report.scaling is not None:
+        curve = Table("method", *[f"k={k}" for k in report.scaling.budgets])
+        for method, values in report.scaling.accuracy.items():
+            curve.add_row(method, *[f"{v:.1%}" for v in values])
+        console.print(curve)

@@ -1,0 +1,279 @@
+"""MLflow tracking with explicit locations: runs, metrics, and checkpoints as model versions.
+
+MLflow left to itself writes ``mlflow.db`` and ``mlruns/`` into whatever the current
+working directory is. Here every location is explicit: a :class:`Tracking` names the
+tracking/registry URI and the experiment's artifact root, by default both under the run
+directory (``<run_dir>/mlflow/mlflow.db`` and ``<run_dir>/mlflow/artifacts``), and the
+experiment is created with that artifact location.
+
+- :func:`start_run`: a run in the experiment, nested under the active run when there is
+  one (a round's run holds its training and evaluation runs).
+- :func:`log_metrics`: metrics to the active run (training logs its loss curves through
+  it under stable names, "sft/loss", "ppm/accuracy", ..., so rounds compare side by side).
+- :func:`register_checkpoint`: a checkpoint directory as a new version of a registered
+  model (``policy``, ``ppm``) with the alias ``round-N``; :func:`checkpoint_path` reads a
+  version back by alias as a directory that transformers loads.
+
+``mlflow`` is imported by the functions that use it, so that a profile can embed
+``TrackingConfig`` without paying for the import.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import mlflow
+    from mlflow.entities.model_registry import ModelVersion
+
+    from rstar.config import Profile
+
+POLICY_MODEL = "policy"
+PPM_MODEL = "ppm"
+DEFAULT_EXPERIMENT = "rstar"
+_PARENT_RUN: ContextVar[str | None] = ContextVar("rstar_parent_run", default=None)
+
+
+class TrackingConfig(BaseModel):
+    """Where MLflow keeps runs and artifacts (the ``tracking:`` section of a profile)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tracking_uri: str | None = Field(
+        None, description="tracking and registry URI; default sqlite:///<run_dir>/mlflow/mlflow.db"
+    )
+    artifact_root: str | None = Field(
+        None, description="artifact location of the experiment; default <run_dir>/mlflow/artifacts"
+    )
+    experiment: str = DEFAULT_EXPERIMENT
+    copy_checkpoints: bool = Field(
+        True,
+        description="log checkpoint files as run artifacts (self-contained registry); False "
+        "registers the checkpoint directory by reference (no copy of large weights)",
+    )
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Resolved MLflow locations: absolute, never relative to the working directory."""
+
+    tracking_uri: str
+    artifact_location: str
+    experiment: str = DEFAULT_EXPERIMENT
+    copy_checkpoints: bool = True
+
+    @classmethod
+    def for_run(cls, run_dir: str | Path, config: TrackingConfig | None = None) -> Tracking:
+        """The locations of ``config`` with its defaults filled in under ``run_dir``."""
+        config = config or TrackingConfig()
+        base = Path(run_dir).expanduser().resolve() / "mlflow"
+        uri = config.tracking_uri or f"sqlite:///{base / 'mlflow.db'}"
+        root = config.artifact_root or str(base / "artifacts")
+        if "://" not in root:
+            root = Path(root).expanduser().resolve().as_uri()
+        return cls(uri, root, config.experiment, config.copy_checkpoints)
+
+    @classmethod
+    def for_profile(cls, profile: Profile) -> Tracking:
+        """The locations of a profile: its ``tracking:`` section under its run directory."""
+        return cls.for_run(profile.run_dir, profile.tracking)
+
+
+def activate(tracking: Tracking) -> str:
+    """Point MLflow (tracking and registry) at ``tracking``; returns the experiment id.
+
+    The experiment is created with ``tracking.artifact_location`` when it does not exist.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    if tracking.tracking_uri.startswith("sqlite:///"):
+        Path(tracking.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    mlflow.set_tracking_uri(tracking.tracking_uri)
+    mlflow.set_registry_uri(tracking.tracking_uri)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(tracking.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(
+            tracking.experiment, artifact_location=tracking.artifact_location
+        )
+    except MlflowException:  # created meanwhile by another process
+        experiment = client.get_experiment_by_name(tracking.experiment)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+@contextmanager
+def under_run(run_id: str | None) -> Iterator[None]:
+    """Runs started inside (in this thread or task) become children of run ``run_id``.
+
+    An orchestrator's task runs in a thread or process of its own, where the round's run is
+    not active; this names it as the parent without making it active (which would end it).
+    """
+    token = _PARENT_RUN.set(run_id)
+    try:
+        yield
+    finally:
+        _PARENT_RUN.reset(token)
+
+
+@contextmanager
+def start_run(
+    tracking: Tracking,
+    name: str,
+    *,
+    tags: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Iterator[mlflow.ActiveRun]:
+    """A run named ``name`` in the experiment; nested when another run is active, else a
+    child of the :func:`under_run` parent when there is one."""
+    import mlflow
+
+    experiment_id = activate(tracking)
+    nested = mlflow.active_run() is not None
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=name,
+        nested=nested,
+        parent_run_id=None if nested else _PARENT_RUN.get(),
+        tags={k: str(v) for k, v in (tags or {}).items()},
+    ) as run:
+        if params:
+            mlflow.log_params(dict(params))
+        yield run
+
+
+def numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The finite numeric values of ``metrics`` (what MLflow takes as metrics)."""
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
+
+
+def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
+    """Log the finite numeric values of ``metrics`` to the active run (if any)."""
+    import mlflow
+
+    if mlflow.active_run() is None:
+        return
+    clean = numeric(metrics)
+    if clean:
+        mlflow.log_metrics(clean, step=step)
+
+
+def open_run(
+    tracking: Tracking,
+    name: str,
+    *,
+    tags: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> str:
+    """Create a run that outlives this call (a round's run, which tasks in other threads or
+    processes fill in through :func:`under_run` and :func:`close_run`); returns its id."""
+    from mlflow import MlflowClient
+
+    experiment_id = activate(tracking)
+    client = MlflowClient()
+    run = client.create_run(
+        experiment_id, run_name=name, tags={k: str(v) for k, v in (tags or {}).items()}
+    )
+    for key, value in (params or {}).items():
+        client.log_param(run.info.run_id, key, str(value))
+    return run.info.run_id
+
+
+def close_run(
+    tracking: Tracking,
+    run_id: str,
+    metrics: Mapping[str, Any],
+    artifacts: Sequence[str | Path] = (),
+) -> None:
+    """Log ``metrics`` and ``artifacts`` to run ``run_id`` and mark it finished."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    activate(tracking)
+    client = MlflowClient()
+    now = int(time.time() * 1000)
+    batch = [Metric(k, v, now, 0) for k, v in numeric(metrics).items()]
+    if batch:
+        client.log_batch(run_id, metrics=batch)
+    for path in artifacts:
+        client.log_artifact(run_id, str(path))
+    client.set_terminated(run_id, "FINISHED")
+
+
+def round_alias(round: int) -> str:
+    """The alias of a round's model version: ``round-N``."""
+    return f"round-{round}"
+
+
+def register_checkpoint(
+    tracking: Tracking, model_name: str, checkpoint_dir: str | Path, round: int
+) -> ModelVersion:
+    """Register ``checkpoint_dir`` as a new version of ``model_name``, aliased ``round-N``.
+
+    Needs an active run (the training run): with ``copy_checkpoints`` the directory is
+    logged as the run's artifact ``model_name`` and the version points there; otherwise the
+    version points at the directory itself. A later version of the same round takes the
+    alias over.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("register_checkpoint needs an active MLflow run (use start_run)")
+    directory = Path(checkpoint_dir).resolve()
+    if not directory.is_dir():
+        raise FileNotFoundError(f"checkpoint directory {directory} does not exist")
+    if tracking.copy_checkpoints:
+        mlflow.log_artifacts(str(directory), artifact_path=model_name)
+        source = mlflow.get_artifact_uri(model_name)
+    else:
+        source = directory.as_uri()
+    client = MlflowClient()
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException:
+        client.create_registered_model(model_name)
+    version = client.create_model_version(model_name, source, run_id=run.info.run_id)
+    client.set_registered_model_alias(model_name, round_alias(round), version.version)
+    return version
+
+
+def checkpoint_path(tracking: Tracking, model_name: str, alias: str) -> Path:
+    """The directory of the version of ``model_name`` with ``alias`` (e.g. ``round-2``).
+
+    Local artifact stores give the stored directory itself (nothing is copied); remote ones
+    are downloaded to a temporary directory.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    activate(tracking)
+    try:
+        return Path(mlflow.artifacts.download_artifacts(f"models:/{model_name}@{alias}"))
+    except MlflowException as exc:
+        raise LookupError(
+            f"no version of registered model {model_name!r} has alias {alias!r} in "
+            f"{tracking.tracking_uri}: {exc}"
+        ) from exc

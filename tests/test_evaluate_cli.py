@@ -1,0 +1,131 @@
+"""The command line end to end on tiny models: `rstar train sft|ppm`, then `rstar eval`."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from rstar.cli import app
+from rstar.format import SPECIAL_TOKENS, build_prompt
+from rstar.models.tiny import build_tiny_llama, build_tiny_tokenizer
+from rstar.store import StoreLayout
+
+SOLUTION = "<code>\n# Step 1: add\nx = 2 + 3\n<end_of_step>"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run directory laid out as the tiny profile expects: base policy, round-1 data."""
+    root = tmp_path_factory.mktemp("run")
+    tok = build_tiny_tokenizer(
+        [build_prompt("What is 2 plus 3?") + SOLUTION], SPECIAL_TOKENS, vocab_size=300
+    )
+    base = root / "toy" / "base-policy"
+    build_tiny_llama(tok, hidden=32, layers=1, max_positions=256).save_pretrained(base)
+    tok.save_pretrained(base)
+    data = StoreLayout.for_run(root).datasets_dir / "round=1"
+    data.mkdir(parents=True)
+    sft = {"prompt": build_prompt("What is 2 plus 3?"), "completion": SOLUTION}
+    (data / "sft.jsonl").write_text((json.dumps(sft) + "\n") * 4)
+    pairs = [
+        {
+            "problem_id": f"p{i}",
+            "prompt": build_prompt(f"What is {i} plus 3?"),
+            "chosen": SOLUTION,
+            "rejected": "<code>\nx = 1\n<end_of_step>",
+        }
+        for i in range(4)
+    ]
+    (data / "ppm_pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    (root / "bench.json").write_text(
+        json.dumps(
+            [
+                {"question": "What is 2 plus 3?", "answer": "5"},
+                {"question": "What is 4 plus 3?", "answer": "7"},
+            ]
+        )
+    )
+    return root
+
+
+@pytest.fixture(autouse=True)
+def env(run_dir, monkeypatch):
+    monkeypatch.setenv("RSTAR_RUN_DIR", str(run_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    return result.exit_code, " ".join(result.output.split())  # rich wraps long lines
+
+
+def test_a_round_trains_and_evaluates_from_the_command_line(run_dir):
+    code, out = invoke(
+        "train", "sft", "--round", "1", "--max-steps", "2", "--threads", "1", "--no-track"
+    )
+    assert code == 0, out
+    assert "SFT of" in out and "2 steps" in out
+    assert (run_dir / "round-1" / "policy" / "model.safetensors").is_file()
+
+    code, out = invoke(
+        "train", "ppm", "--round", "1", "--max-steps", "2", "--threads", "1", "--no-track"
+    )
+    assert code == 0, out
+    assert "held-out pair accuracy" in out and "(1 pairs)" in out  # ceil(5% of 4 problems)
+    assert (run_dir / "round-1" / "ppm" / "model.safetensors").is_file()
+
+    code, out = invoke(
+        "eval",
+        "--benchmark",
+        str(run_dir / "bench.json"),
+        "--method",
+        "greedy",
+        "--method",
+        "mcts",
+        "--trajectories",
+        "2",
+        "--scaling",
+        "1,2",
+        "--round",
+        "1",
+        "--policy",
+        str(run_dir / "round-1" / "policy"),
+        "--ppm",
+        str(run_dir / "round-1" / "ppm"),
+        "--threads",
+        "1",
+        "--no-track",
+    )
+    assert code == 0, out
+    out_dir = run_dir / "eval" / "round-1" / "bench"
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["problems"] == 2 and list(summary["methods"]) == ["greedy", "mcts@2"]
+    assert summary["scaling"]["budgets"] == [1, 2]
+    assert (out_dir / "scaling.png").stat().st_size > 0
+    con = duckdb.connect(str(StoreLayout.for_run(run_dir).catalog_path), read_only=True)
+    counts = con.sql(
+        "SELECT method, count(*) FROM eval_results WHERE round = 1 GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    con.close()
+    assert counts == [("greedy", 2), ("mcts@2", 2)]
+
+
+def test_clear_errors_exit_with_code_2(run_dir):
+    code, out = invoke("train", "sft", "--no-track")
+    assert code == 2 and "give --data, or --round" in out
+    code, out = invoke("eval", "--benchmark", "nope", "--no-track")
+    assert code == 2 and "unknown benchmark 'nope'" in out
+    code, out = invoke(
+        "eval",
+        "--benchmark",
+        str(run_dir / "bench.json"),
+        "--method",
+        "mcts",
+        "--no-track",
+        "--no-store",
+    )
+    assert code == 2 and "no PPM was given" in out

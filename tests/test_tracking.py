@@ -1,0 +1,167 @@
+"""MLflow tracking with a real SQLite store: locations, nested runs, metrics, model versions."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+from rstar.format import SPECIAL_TOKENS, build_prompt
+from rstar.models.tiny import build_tiny_llama, build_tiny_tokenizer
+from rstar.tracking import (
+    PPM_MODEL,
+    Tracking,
+    TrackingConfig,
+    checkpoint_path,
+    log_metrics,
+    register_checkpoint,
+    start_run,
+)
+from rstar.train.config import PolicyTrainConfig, PPMTrainConfig
+from rstar.train.ppm import train_ppm
+from rstar.train.sft import train_policy
+
+QUESTION = "What is 2 plus 3?"
+PREFIX = "<code>\n# Step 1: add\nx = 2 + 3\n<end_of_step>"
+SOLUTION = PREFIX + "\n# Now print the final answer\nprint(x)\n<end_of_code>"
+SMALL = {"batch_size": 4, "per_device_batch_size": 4, "max_length": 128, "num_threads": 1}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("run")
+    yield path
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+@pytest.fixture(scope="module")
+def tracking(run_dir) -> Tracking:
+    return Tracking.for_run(run_dir)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    tok = build_tiny_tokenizer([build_prompt(QUESTION) + SOLUTION], SPECIAL_TOKENS, vocab_size=300)
+    path = tmp_path_factory.mktemp("base")
+    build_tiny_llama(tok, hidden=32, layers=1, max_positions=128).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_locations_default_under_the_run_directory(run_dir):
+    default = Tracking.for_run(run_dir)
+    assert default.tracking_uri == f"sqlite:///{run_dir.resolve()}/mlflow/mlflow.db"
+    assert default.artifact_location == (run_dir.resolve() / "mlflow" / "artifacts").as_uri()
+    explicit = Tracking.for_run(
+        run_dir, TrackingConfig(tracking_uri="sqlite:////elsewhere/x.db", artifact_root="rel/a")
+    )
+    assert explicit.tracking_uri == "sqlite:////elsewhere/x.db"
+    assert explicit.artifact_location.startswith(
+        "file:///"
+    ) and explicit.artifact_location.endswith("/rel/a")
+
+
+def test_runs_nest_and_nothing_lands_in_the_working_directory(
+    tracking, run_dir, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    with (
+        start_run(tracking, "round-1", tags={"round": 1}) as parent,
+        start_run(tracking, "child", params={"lr": 0.1}) as child,
+    ):
+        log_metrics({"x/value": 2.0, "x/nan": float("nan"), "x/text": "no"}, step=3)
+    assert list(tmp_path.iterdir()) == []
+    assert (run_dir / "mlflow" / "mlflow.db").is_file()
+    client = MlflowClient(tracking.tracking_uri)
+    got = client.get_run(child.info.run_id)
+    assert got.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert got.data.params == {"lr": "0.1"}
+    assert got.data.metrics == {"x/value": 2.0}  # non-finite and non-numeric values dropped
+    experiment = client.get_experiment(got.info.experiment_id)
+    assert experiment.artifact_location == tracking.artifact_location
+    assert client.get_run(parent.info.run_id).data.tags["round"] == "1"
+
+
+def test_checkpoints_register_with_round_aliases(tracking, base, tmp_path):
+    with start_run(tracking, "first"):
+        first = register_checkpoint(tracking, "scratch", base, round=1)
+    with start_run(tracking, "second"):
+        second = register_checkpoint(tracking, "scratch", base, round=1)
+    client = MlflowClient(tracking.tracking_uri)
+    assert client.get_model_version_by_alias("scratch", "round-1").version == second.version
+    assert int(second.version) == int(first.version) + 1
+    path = checkpoint_path(tracking, "scratch", "round-1")
+    assert path.is_relative_to(tracking.artifact_location.removeprefix("file://"))
+    assert AutoModelForCausalLM.from_pretrained(path).num_parameters() > 0
+    by_reference = Tracking(
+        tracking.tracking_uri, tracking.artifact_location, copy_checkpoints=False
+    )
+    with start_run(by_reference, "third"):
+        register_checkpoint(by_reference, "scratch", base, round=2)
+    assert checkpoint_path(tracking, "scratch", "round-2") == base.resolve()
+    with pytest.raises(LookupError, match="round-9"):
+        checkpoint_path(tracking, "scratch", "round-9")
+    with pytest.raises(RuntimeError, match="active MLflow run"):
+        register_checkpoint(tracking, "scratch", base, round=3)
+
+
+def test_training_logs_curves_and_registers_both_models(tracking, base, tmp_path):
+    sft_rows = [{"prompt": build_prompt(QUESTION), "completion": SOLUTION}] * 8
+    (tmp_path / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sft_rows))
+    pairs = [
+        {
+            "problem_id": f"p{i}",
+            "prompt": build_prompt(f"What is {i} plus 3?"),
+            "chosen": PREFIX,
+            "rejected": "<code>\n# Step 1: guess\nx = 7\n<end_of_step>",
+        }
+        for i in range(8)
+    ]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pairs))
+    with start_run(tracking, "round-1") as parent:
+        policy = train_policy(
+            tmp_path / "sft.jsonl",
+            base,
+            tmp_path / "policy",
+            PolicyTrainConfig(max_steps=6, learning_rate=1e-3, logging_steps=2, **SMALL),
+            round=1,
+            tracking=tracking,
+            progress=False,
+        )
+        ppm = train_ppm(
+            tmp_path / "pairs.jsonl",
+            tmp_path / "policy",
+            tmp_path / "ppm",
+            PPMTrainConfig(
+                max_steps=4, learning_rate=1e-3, logging_steps=1, eval_share=0.25, **SMALL
+            ),
+            round=1,
+            tracking=tracking,
+            progress=False,
+        )
+    client = MlflowClient(tracking.tracking_uri)
+    policy_version = client.get_model_version_by_alias("policy", "round-1")
+    ppm_version = client.get_model_version_by_alias(PPM_MODEL, "round-1")
+    assert policy_version.version == policy.model_version
+    assert ppm_version.version == ppm.model_version
+    sft_run = client.get_run(policy_version.run_id)
+    assert sft_run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert sft_run.data.tags["round"] == "1" and sft_run.info.run_name == "sft"
+    assert sft_run.data.params["learning_rate"] == "0.001"
+    history = client.get_metric_history(policy_version.run_id, "sft/loss")
+    assert [m.step for m in history] == [1, 2, 4, 6]  # logging_first_step, then every 2
+    assert [m.step for m in history] == [s for s, _ in policy.loss_history]
+    assert [m.value for m in history] == pytest.approx([v for _, v in policy.loss_history])
+    ppm_metrics = client.get_run(ppm_version.run_id).data.metrics
+    assert ppm_metrics["ppm/pair_accuracy"] == ppm.metrics["ppm/pair_accuracy"]
+    assert ppm_metrics["ppm/held_out_pairs"] == 2
+    assert "ppm/accuracy" in ppm_metrics  # TRL's training-batch accuracy, logged each step
+    # the registered PPM loads back as the scalar-head model PPMScorer serves
+    model = AutoModelForSequenceClassification.from_pretrained(
+        checkpoint_path(tracking, PPM_MODEL, "round-1")
+    )
+    assert model.config.num_labels == 1 and model.config.pad_token_id is not None
