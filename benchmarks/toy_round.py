@@ -33,13 +33,13 @@ from rstar.evaluate.benchmarks import Benchmark, toy_benchmark
 from rstar.evaluate.config import EvalConfig
 from rstar.evaluate.pipeline import run_evaluation
 from rstar.evaluate.results import EvalReport, MethodResult
+from rstar.evolve.config import ProblemsConfig
+from rstar.evolve.problems import register_problems, toy_problems
 from rstar.models import generation_backend
 from rstar.search import MCTS, SearchProblem
 from rstar.search.records import trees_to_table
 from rstar.store import Catalog, ShardInfo, StoreLayout, write_shard
-from rstar.store.schema import PROBLEM_SCHEMA
 from rstar.toy.config import ToyConfig
-from rstar.toy.world import problem_pool, read_jsonl, write_jsonl
 from rstar.tracking import Tracking, log_metrics, start_run
 from rstar.train.config import PolicyTrainConfig, PPMTrainConfig
 from rstar.train.ppm import train_ppm
@@ -77,36 +77,14 @@ TINY_PPM = PPMTrainConfig(
 TINY_CURATION = CurationConfig(min_edit_distance=0)
 
 
-def problems_stage(out: Path, toy: ToyConfig, per_level: int, levels: list[int]) -> Path:
+def problems_stage(toy: ToyConfig, per_level: int, levels: list[int]) -> pa.Table:
     """Toy train problems of ``levels`` the base policy has never been trained on."""
-    problems = []
-    for level in levels:
-        skip = toy.bootstrap.problems_per_level.get(level, 0)
-        problems += problem_pool(level, skip + per_level, "train", toy.world)[skip:]
-    write_jsonl(problems, out)
-    return out
-
-
-def register_problems(store: Path, problems_path: Path) -> int:
-    """The problems into the store's catalog (the curation joins questions from there)."""
-    rows = [
-        {
-            "problem_id": p.id,
-            "question": p.question,
-            "answer": p.answer,
-            "source": "toy",
-            "level": p.level,
-            "split": p.split,
-        }
-        for p in read_jsonl(problems_path)
-    ]
-    with Catalog(store) as catalog:
-        return catalog.add_problems(pa.Table.from_pylist(rows, schema=PROBLEM_SCHEMA))
+    return toy_problems(toy, ProblemsConfig(toy_levels=tuple(levels), toy_per_level=per_level))
 
 
 def search_stage(
     policy: ModelConfig,
-    problems_path: Path,
+    problems: pa.Table,
     store: Path,
     round: int,
     search: SearchConfig,
@@ -114,7 +92,8 @@ def search_stage(
     shard: int = 0,
 ) -> ShardInfo:
     """MCTS with gold answers (data generation) over the problems; one shard of trees."""
-    problems = [SearchProblem(p.id, p.question, p.answer) for p in read_jsonl(problems_path)]
+    rows = problems.to_pylist()
+    problems = [SearchProblem(r["problem_id"], r["question"], r["answer"]) for r in rows]
     backend = generation_backend(policy)
     with sandbox.open() as box:
         results = MCTS(backend, box, search).search(problems)
@@ -213,9 +192,7 @@ def main() -> None:
     with start_run(tracking, "round-1", tags={"round": 1}), torch_threads(args.threads):
         t = time.perf_counter()
         levels = [int(lv) for lv in args.levels.split(",")]
-        problems = problems_stage(
-            run_dir / "problems" / "round-1.jsonl", toy, args.per_level, levels
-        )
+        problems = problems_stage(toy, args.per_level, levels)
         register_problems(store, problems)
         base_policy = profile.policy.model_copy(update={"path": str(args.base)})
         shard = search_stage(base_policy, problems, store, 1, profile.search, profile.sandbox)

@@ -8,6 +8,7 @@ token chain, so stops, truncation and token counts are known in advance. Samplin
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,17 @@ def test_markers_stop_by_token_id_other_strings_by_matching(bigram, tok):
     # "ed" is an ordinary vocabulary entry here, which the model may also spell "e", "d".
     assert "ed" in tok.get_vocab()
     assert bigram.stop_token_ids((STEP_END, "ed")) is None
+
+
+def test_seeded_calls_from_parallel_threads_give_the_sequential_samples(random_backend):
+    """Parallel search shards share torch's global RNG: seeded calls must not interleave."""
+    prompts = [PROMPT_X, PROMPT_Y]
+
+    def params(seed: int) -> GenerationParams:
+        return GenerationParams(n=4, temperature=1.0, max_new_tokens=12, seed=seed)
+
+    alone = {seed: random_backend.generate(prompts, params(seed)) for seed in range(6)}
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = pool.map(lambda s: random_backend.generate(prompts, params(s)), range(6))
+        together = dict(zip(range(6), results, strict=True))
+    assert together == alone

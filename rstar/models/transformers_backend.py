@@ -11,6 +11,7 @@ sequence stop at its own stop string.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,9 @@ from rstar.models.loading import (
     load_tokenizer,
     resolve_dtype,
 )
+
+# One seeded generate call at a time per process (see TransformersBackend._seeded).
+_SEEDED_CALLS = threading.Lock()
 
 
 class TransformersBackend:
@@ -98,13 +102,22 @@ class TransformersBackend:
 
     @contextlib.contextmanager
     def _seeded(self, seed: int | None) -> Iterator[None]:
-        """Seed torch's RNG for one call without disturbing the caller's RNG state."""
+        """Seed torch's RNG for one call without disturbing the caller's RNG state.
+
+        Sampling draws from torch's one global RNG (``generate`` takes no generator), so
+        seeded calls from several threads (parallel search shards) take turns: the same
+        seed then gives the same samples whatever else runs. Run shards in processes for
+        parallel generation on a CPU.
+        """
         if seed is None:
             yield
             return
         on_cpu = self.device.type == "cpu"
-        with torch.random.fork_rng(
-            devices=[] if on_cpu else None, device_type="cuda" if on_cpu else self.device.type
+        with (
+            _SEEDED_CALLS,
+            torch.random.fork_rng(
+                devices=[] if on_cpu else None, device_type="cuda" if on_cpu else self.device.type
+            ),
         ):
             torch.manual_seed(seed)
             yield

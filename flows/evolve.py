@@ -1,0 +1,107 @@
+"""The self-evolution round as a Prefect flow (DESIGN §1.4), and all four rounds in order.
+
+    bootstrap policy (round 1) -> resolve models -> open the round's MLflow run
+      -> [base policy greedy, round 1] -> problems -> MCTS shards (mapped)
+      -> difficulty buckets -> extra rollouts on unsolved problems (mapped)
+      -> SFT rows -> PPM pairs -> train policy -> train PPM
+      -> benchmark (greedy, MCTS + PPM) -> register models -> finish the round
+
+Deployed as ``evolve/round-1`` ... ``evolve/round-4`` (prefect.yaml). A failed flow run
+retried from the UI or with ``prefect flow-run retry ID`` reuses every completed task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from prefect import flow
+from prefect.futures import PrefectFuture, wait
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from rstar.evolve.stages import RunSpec
+from rstar.store import EXTRA_ROLLOUTS, SEARCH
+from tasks import evolve as t
+
+
+def in_waves(
+    submit: Callable[[int], PrefectFuture], shards: Sequence[int], concurrency: int
+) -> list[Any]:
+    """Run ``submit(shard)`` for every shard, at most ``concurrency`` at once; every shard
+    finishes (or fails) before the first failure is raised, so a retry redoes only it."""
+    futures: list[PrefectFuture] = []
+    for start in range(0, len(shards), concurrency):
+        wave = [submit(shard) for shard in shards[start : start + concurrency]]
+        wait(wave)
+        futures += wave
+    return [future.result() for future in futures]
+
+
+@flow(
+    name="evolve",
+    flow_run_name="round-{round}",
+    persist_result=True,
+    task_runner=ThreadPoolTaskRunner(max_workers=8),
+)
+def evolve(
+    round: int,
+    profile: str = "tiny",
+    run_dir: str | None = None,
+    quick: bool = False,
+    policy: str | None = None,
+    ppm: str | None = None,
+) -> dict[str, float]:
+    """One round: search, curate, train SLM-r(N) and PPM-r(N), evaluate, register.
+
+    ``policy`` / ``ppm`` give the round's searching checkpoints explicitly; by default
+    round N > 1 takes round N-1's registered models and refuses to start until round N-1
+    has completed. ``quick`` runs the profile's small size.
+    """
+    spec = RunSpec(profile, run_dir, quick)
+    prof = spec.load()
+    concurrency = prof.evolve.concurrency
+    if round == 1:
+        base = t.bootstrap_policy(spec)
+    models = t.resolve_models(spec, round, policy, ppm)
+    run_id = t.open_round_run(spec, round, models)
+    if round == 1:
+        t.evaluate_base(spec, base, run_id)
+    prepared = t.prepare_round(spec, round, models)
+
+    def shard_task(stage: str) -> Callable[[int], PrefectFuture]:
+        return lambda shard: t.search_shard.submit(spec, round, stage, shard, models, run_id)
+
+    in_waves(shard_task(SEARCH), range(prepared["shards"]), concurrency)
+    buckets = t.bucket(spec, round)
+    in_waves(shard_task(EXTRA_ROLLOUTS), range(buckets["extra_shards"]), concurrency)
+    sft = t.build_sft(spec, round)
+    pairs = t.build_pairs(spec, round)
+    new_policy = t.train_policy(spec, round, models, sft["path"], run_id)
+    new_ppm = t.train_ppm(spec, round, new_policy["path"], pairs["path"], run_id)
+    greedy = t.benchmark(spec, round, "greedy", new_policy["path"], new_ppm["path"], run_id)
+    searched = t.benchmark(spec, round, "search", new_policy["path"], new_ppm["path"], run_id)
+    t.register_models(spec, round, new_policy["path"], new_ppm["path"], run_id)
+    results = {
+        "sft": sft,
+        "pairs": pairs,
+        "policy": new_policy,
+        "ppm": new_ppm,
+        "greedy": greedy,
+        "search": searched,
+    }
+    return t.finish_round(spec, round, run_id, results)
+
+
+@flow(name="evolve-all", flow_run_name="rounds-{first}-to-{last}")
+def evolve_all(
+    profile: str = "tiny",
+    run_dir: str | None = None,
+    quick: bool = False,
+    first: int = 1,
+    last: int = 4,
+) -> dict[int, dict[str, float]]:
+    """Rounds ``first``..``last`` in order, each one a subflow run of ``evolve``."""
+    return {
+        round: evolve(round=round, profile=profile, run_dir=run_dir, quick=quick)
+        for round in range(first, last + 1)
+    }

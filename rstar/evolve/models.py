@@ -1,0 +1,101 @@
+"""Which models a round uses, found by the round itself (DESIGN §1.4).
+
+Round 1 searches with the bootstrap policy: the profile's ``teacher`` when it has one (a
+large coder model behind an OpenAI-compatible server), else the profile's ``policy`` (the
+toy base model). Round N > 1 searches with SLM-r(N-1), the policy registered in MLflow
+with alias ``round-(N-1)``, and, when the round is PPM-augmented, PPM-r(N-1). A round
+refuses to start while round N-1 has not completed, unless its checkpoints are given
+explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from rstar.config import ModelConfig, Profile
+from rstar.store import Catalog, StoreLayout
+from rstar.tracking import POLICY_MODEL, PPM_MODEL, Tracking, checkpoint_path, round_alias
+
+
+class RoundNotReadyError(RuntimeError):
+    """Round N was asked for before round N-1 completed; the message says what to run."""
+
+
+@dataclass(frozen=True)
+class RoundModels:
+    """The round's searching policy, its PPM (None: terminal-guided), and SFT starts."""
+
+    search_policy: ModelConfig
+    ppm: ModelConfig | None
+    base: str  # the base model SFT may start from
+    previous_policy: str | None  # SLM-r(N-1), None in round 1
+
+    def as_params(self) -> dict[str, str | None]:
+        return {
+            "search_policy": self.search_policy.path,
+            "search_ppm": self.ppm.path if self.ppm else None,
+            "base_model": self.base,
+            "previous_policy": self.previous_policy,
+        }
+
+
+def tracking_for(profile: Profile) -> Tracking:
+    """The profile's MLflow locations, in the evolve experiment."""
+    return replace(Tracking.for_profile(profile), experiment=profile.evolve.experiment)
+
+
+def round_completed(store: StoreLayout, round: int) -> bool:
+    """Whether the catalog records ``round`` as finished."""
+    if not store.catalog_path.exists():
+        return False
+    with Catalog(store) as catalog:
+        rows = catalog.sql(
+            "SELECT finished_at FROM rounds WHERE round = $round", {"round": round}
+        ).to_pylist()
+    return bool(rows) and rows[0]["finished_at"] is not None
+
+
+def with_path(template: ModelConfig | None, path: str | Path, like: ModelConfig) -> ModelConfig:
+    """A model config for ``path``: ``template``'s backend and settings, else ``like``'s."""
+    base = template or ModelConfig(backend="transformers", path=str(path), device=like.device)
+    return base.model_copy(update={"path": str(path), "create_with": None})
+
+
+def round_models(
+    profile: Profile,
+    round: int,
+    *,
+    policy: str | None = None,
+    ppm: str | None = None,
+) -> RoundModels:
+    """The models of ``round``; ``policy`` / ``ppm`` checkpoints override the registry."""
+    settings = profile.evolve.round(round)
+    base = str(profile.policy.local_path())
+    if round == 1:
+        searcher = profile.teacher or profile.policy
+        if policy:
+            searcher = with_path(profile.policy, policy, profile.policy)
+        return RoundModels(searcher, None, base, None)
+    needs_ppm = settings.values == "ppm"
+    if policy is None or (needs_ppm and ppm is None):
+        _require_previous(profile, round)
+        tracking = tracking_for(profile)
+        alias = round_alias(round - 1)
+        policy = policy or str(checkpoint_path(tracking, POLICY_MODEL, alias))
+        if needs_ppm and ppm is None:
+            ppm = str(checkpoint_path(tracking, PPM_MODEL, alias))
+    searcher = with_path(profile.policy, policy, profile.policy)
+    scorer = with_path(profile.ppm, ppm, profile.policy) if needs_ppm and ppm else None
+    return RoundModels(searcher, scorer, base, policy)
+
+
+def _require_previous(profile: Profile, round: int) -> None:
+    previous = round - 1
+    if not round_completed(StoreLayout.for_run(profile.run_dir), previous):
+        raise RoundNotReadyError(
+            f"round {round} needs round {previous} to have completed in {profile.run_dir}, "
+            f"and it has not. Run round {previous} first (`prefect deployment run "
+            f"evolve/round-{previous}`), or give round {round} its checkpoints explicitly "
+            "(flow parameters `policy` and `ppm`)."
+        )

@@ -1,0 +1,174 @@
+"""A round's metrics under the same names every round, its summary plot, and the table
+of all rounds the main job prints.
+
+Metric names (the MLflow compare view lines rounds up by them):
+
+    coverage, coverage/level_L        share of searched problems with a correct trajectory
+    difficulty/easy|medium|hard       share of problems whose trajectories are all / some /
+                                      none correct (after the extra search)
+    trajectories, correct_trajectories, sft_rows, pairs
+    sft/final_loss, ppm/pair_accuracy
+    eval/{benchmark}/{method}/accuracy, eval/{benchmark}/{method}/level_L/accuracy
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+from rich.table import Table
+
+from rstar.store import Catalog, StoreLayout
+
+DIFFICULTIES = ("easy", "medium", "hard")
+
+
+def search_metrics(catalog: Catalog, round: int) -> dict[str, float]:
+    """Coverage (overall and per level) and difficulty shares of ``round``'s search."""
+    rows = catalog.sql(
+        "SELECT coalesce(p.level, 0) AS level, s.difficulty, s.num_trajectories, s.num_correct "
+        "FROM problem_summary s JOIN problems p USING (problem_id) WHERE s.round = $round",
+        {"round": round},
+    ).to_pylist()
+    if not rows:
+        raise ValueError(f"round {round} has no searched problems in the store")
+    metrics: dict[str, float] = {
+        "problems": len(rows),
+        "coverage": sum(r["num_correct"] > 0 for r in rows) / len(rows),
+        "trajectories": sum(r["num_trajectories"] for r in rows),
+        "correct_trajectories": sum(r["num_correct"] for r in rows),
+    }
+    for name in DIFFICULTIES:
+        metrics[f"difficulty/{name}"] = sum(r["difficulty"] == name for r in rows) / len(rows)
+    for level in sorted({r["level"] for r in rows} - {0}):
+        of_level = [r for r in rows if r["level"] == level]
+        metrics[f"coverage/level_{level}"] = sum(r["num_correct"] > 0 for r in of_level) / len(
+            of_level
+        )
+    return metrics
+
+
+def round_metrics(
+    store: StoreLayout, round: int, stage_results: Mapping[str, Mapping[str, Any]]
+) -> dict[str, float]:
+    """All of a round's metrics: its search from the store, the rest from its stages."""
+    with Catalog(store) as catalog:
+        metrics = search_metrics(catalog, round)
+    sft, pairs = stage_results["sft"], stage_results["pairs"]
+    policy, ppm = stage_results["policy"], stage_results["ppm"]
+    metrics |= {"sft_rows": sft["rows"], "pairs": pairs["rows"]}
+    metrics |= {k: v for k, v in policy.items() if k == "sft/final_loss"}
+    metrics |= {k: v for k, v in ppm.items() if k == "ppm/pair_accuracy"}
+    metrics |= stage_results["greedy"] | stage_results["search"]
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def finish_round(store: StoreLayout, round: int, metrics: Mapping[str, float]) -> None:
+    """Record ``round`` as completed in the catalog, with its metrics."""
+    with Catalog(store) as catalog:
+        catalog.finish_round(round, metrics)
+
+
+def _levels(metrics: Mapping[str, float], prefix: str, suffix: str = "") -> dict[int, float]:
+    found = {}
+    for key, value in metrics.items():
+        if key.startswith(prefix) and key.endswith(suffix):
+            middle = key[len(prefix) : len(key) - len(suffix)]
+            if middle.isdigit():
+                found[int(middle)] = value
+    return dict(sorted(found.items()))
+
+
+def accuracy_series(metrics: Mapping[str, float], benchmark: str = "toy") -> dict[str, dict]:
+    """Per method: accuracy by level, from ``eval/{benchmark}/{method}/level_L/accuracy``."""
+    prefix = f"eval/{benchmark}/"
+    methods = sorted({k[len(prefix) :].split("/")[0] for k in metrics if k.startswith(prefix)})
+    return {m: _levels(metrics, f"{prefix}{m}/level_", "/accuracy") for m in methods}
+
+
+def summary_plot(metrics: Mapping[str, float], round: int, path: Path) -> Path:
+    """Coverage by level (bars) and test accuracy by level per method (lines), one PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure = Figure(figsize=(10, 4), dpi=100)
+    left, right = figure.subplots(1, 2)
+    coverage = _levels(metrics, "coverage/level_")
+    left.bar([str(lv) for lv in coverage], [100 * v for v in coverage.values()], color="tab:blue")
+    left.set_title(f"round {round}: coverage of the searched problems")
+    left.set_xlabel("level (reasoning steps)")
+    left.set_ylabel("problems with a correct trajectory (%)")
+    left.set_ylim(0, 100)
+    for method, by_level in accuracy_series(metrics).items():
+        right.plot(
+            [str(lv) for lv in by_level], [100 * v for v in by_level.values()], "o-", label=method
+        )
+    right.set_title(f"round {round}: held-out test accuracy")
+    right.set_xlabel("level (reasoning steps)")
+    right.set_ylabel("accuracy (%)")
+    right.set_ylim(0, 100)
+    right.legend()
+    for axes in (left, right):
+        axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return path
+
+
+def completed_rounds(store: StoreLayout) -> dict[int, dict[str, float]]:
+    """Metrics of every completed round in the catalog, by round."""
+    if not store.catalog_path.exists():
+        return {}
+    with Catalog(store) as catalog:
+        rows = catalog.sql(
+            "SELECT round, metrics FROM rounds WHERE finished_at IS NOT NULL ORDER BY round"
+        ).to_pylist()
+    return {row["round"]: json.loads(row["metrics"] or "{}") for row in rows}
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}"
+
+
+def _by_level(series: Mapping[int, float], levels: Sequence[int]) -> str:
+    return " ".join(_pct(series.get(lv)) for lv in levels)
+
+
+def rounds_table(rounds: Mapping[int, Mapping[str, float]]) -> Table:
+    """The per-round table: coverage (easy/medium/hard), greedy and MCTS+PPM accuracy by
+    level on the held-out toy test set, SFT rows, pairs, PPM pair accuracy. Round 0 is the
+    base policy (greedy only)."""
+    levels = sorted({lv for m in rounds.values() for s in accuracy_series(m).values() for lv in s})
+    head = "/".join(f"L{lv}" for lv in levels)
+    table = Table(title="Self-evolution on the toy world, per round (percentages)")
+    for column in (
+        "round",
+        "coverage",
+        "easy/med/hard",
+        f"greedy {head}",
+        "greedy",
+        f"MCTS+PPM {head}",
+        "MCTS+PPM",
+        "SFT rows",
+        "pairs",
+        "PPM pair acc",
+    ):
+        table.add_column(column, justify="right")
+    for number, m in rounds.items():
+        series = accuracy_series(m)
+        search_name = next((name for name in series if name != "greedy"), None)
+        searched = "coverage" in m
+        table.add_row(
+            str(number) if number else "0 (base)",
+            _pct(m.get("coverage")),
+            "/".join(_pct(m.get(f"difficulty/{d}")) for d in DIFFICULTIES) if searched else "-",
+            _by_level(series.get("greedy", {}), levels),
+            _pct(m.get("eval/toy/greedy/accuracy")),
+            _by_level(series.get(search_name, {}), levels),
+            _pct(m.get(f"eval/toy/{search_name}/accuracy")),
+            f"{m['sft_rows']:.0f}" if "sft_rows" in m else "-",
+            f"{m['pairs']:.0f}" if "pairs" in m else "-",
+            _pct(m.get("ppm/pair_accuracy")),
+        )
+    return table

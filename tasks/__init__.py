@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers around the rstar library (see README.md)."""

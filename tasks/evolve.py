@@ -1,0 +1,130 @@
+"""One Prefect task per stage of a round: each loads the profile and calls ``rstar.evolve``.
+
+Every task persists its result, and the default cache key (inputs, task source, flow run
+id) makes a retried flow run (the UI's Retry, ``prefect flow-run retry ID``) reuse the
+results of its completed tasks: only what failed, and what depends on it, runs again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from rstar.evolve import models as round_models
+from rstar.evolve import stages
+from rstar.evolve.models import RoundModels
+from rstar.evolve.stages import RunSpec
+from rstar.store import EXTRA_ROLLOUTS
+
+# Test-only switch: "ROUND:STAGE:SHARD" makes that search shard fail on its first attempt
+# (a marker file in the run directory remembers the attempt), to exercise flow retries.
+FAIL_ONCE_ENV = "RSTAR_TEST_FAIL_SHARD_ONCE"
+
+persisted = task(persist_result=True)
+
+
+def _fail_once(spec: RunSpec, round: int, stage: str, shard: int) -> None:
+    if os.environ.get(FAIL_ONCE_ENV) != f"{round}:{stage}:{shard}":
+        return
+    marker = Path(spec.load().run_dir) / "evolve" / f".failed-once-{round}-{stage}-{shard}"
+    if not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        raise RuntimeError(f"test-only failure of {stage} shard {shard} ({FAIL_ONCE_ENV})")
+
+
+@persisted(task_run_name="bootstrap-policy")
+def bootstrap_policy(spec: RunSpec) -> str:
+    return stages.bootstrap_policy(spec.load())
+
+
+@persisted(task_run_name="resolve-models-round-{round}")
+def resolve_models(spec: RunSpec, round: int, policy: str | None, ppm: str | None) -> RoundModels:
+    return round_models.round_models(spec.load(), round, policy=policy, ppm=ppm)
+
+
+@persisted(task_run_name="open-round-run-{round}")
+def open_round_run(spec: RunSpec, round: int, models: RoundModels) -> str:
+    return stages.open_round_run(spec.load(), round, models)
+
+
+@persisted(task_run_name="evaluate-base-policy")
+def evaluate_base(spec: RunSpec, base_path: str, run_id: str) -> dict[str, float]:
+    return stages.evaluate_base(spec.load(), base_path, run_id)
+
+
+@persisted(task_run_name="prepare-round-{round}")
+def prepare_round(spec: RunSpec, round: int, models: RoundModels) -> dict[str, int]:
+    return stages.prepare_round(spec.load(), round, models)
+
+
+@persisted(task_run_name="{stage}-round-{round}-shard-{shard}")
+def search_shard(
+    spec: RunSpec, round: int, stage: str, shard: int, models: RoundModels, run_id: str
+) -> dict[str, Any]:
+    """MCTS over one shard: ``stage`` "search" (all problems) or "extra_rollouts" (those
+    left unsolved)."""
+    _fail_once(spec, round, stage, shard)
+    return stages.search_shard(
+        spec.load(), round, shard, models, extra=stage == EXTRA_ROLLOUTS, parent_run_id=run_id
+    )
+
+
+@persisted(task_run_name="bucket-difficulty-round-{round}")
+def bucket(spec: RunSpec, round: int) -> dict[str, int]:
+    return stages.bucket(spec.load(), round)
+
+
+@persisted(task_run_name="build-sft-round-{round}")
+def build_sft(spec: RunSpec, round: int) -> dict[str, Any]:
+    return stages.build_sft(spec.load(), round)
+
+
+@persisted(task_run_name="build-pairs-round-{round}")
+def build_pairs(spec: RunSpec, round: int) -> dict[str, Any]:
+    return stages.build_pairs(spec.load(), round)
+
+
+@persisted(task_run_name="train-policy-round-{round}")
+def train_policy(
+    spec: RunSpec, round: int, models: RoundModels, sft_path: str, run_id: str
+) -> dict[str, Any]:
+    return stages.train_round_policy(spec.load(), round, models, sft_path, parent_run_id=run_id)
+
+
+@persisted(task_run_name="train-ppm-round-{round}")
+def train_ppm(
+    spec: RunSpec, round: int, policy_path: str, pairs_path: str, run_id: str
+) -> dict[str, Any]:
+    return stages.train_round_ppm(spec.load(), round, policy_path, pairs_path, parent_run_id=run_id)
+
+
+@persisted(task_run_name="benchmark-round-{round}-{method}")
+def benchmark(
+    spec: RunSpec, round: int, method: str, policy_path: str, ppm_path: str, run_id: str
+) -> dict[str, float]:
+    return stages.benchmark(
+        spec.load(),
+        round,
+        policy_path,
+        ppm_path,
+        searches=method != "greedy",
+        parent_run_id=run_id,
+    )
+
+
+@persisted(task_run_name="register-models-round-{round}")
+def register_models(
+    spec: RunSpec, round: int, policy_path: str, ppm_path: str, run_id: str
+) -> dict[str, str]:
+    return stages.register_models(spec.load(), round, policy_path, ppm_path, run_id)
+
+
+@persisted(task_run_name="finish-round-{round}")
+def finish_round(
+    spec: RunSpec, round: int, run_id: str, results: dict[str, dict[str, Any]]
+) -> dict[str, float]:
+    return stages.complete_round(spec.load(), round, run_id, results)

@@ -1,0 +1,181 @@
+"""Deployments against a real Prefect server and worker on 127.0.0.1 (the local stack).
+
+`evolve/round-1` runs at the quick size with one MCTS shard failing on its first attempt
+(the test-only switch); the flow run fails, `prefect flow-run retry` reruns it, and only the
+failed shard and what depends on it run again. Round 2 then finds round 1's models itself.
+A clean in-process run of round 1 gives the row counts the retried run must match.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flows.evolve import evolve
+from rstar.config import load_profile
+from rstar.evolve.models import tracking_for
+from rstar.evolve.paths import RoundPaths
+from rstar.evolve.stages import bootstrap_policy
+from rstar.stack import StackConfig, stack_env, start, stop
+from rstar.store import Catalog, StoreLayout
+from rstar.tracking import POLICY_MODEL, PPM_MODEL, checkpoint_path, round_alias
+from tasks.evolve import FAIL_ONCE_ENV
+
+REPO = Path(__file__).resolve().parents[1]
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def quick_base(tmp_path_factory) -> Path:
+    """The quick-size base policy, built once and copied into each run directory (round 1
+    skips the bootstrap when its checkpoint exists)."""
+    run_dir = tmp_path_factory.mktemp("base")
+    return Path(bootstrap_policy(load_profile("tiny", run_dir, quick=True), progress=False))
+
+
+def with_base(run_dir: Path, base: Path) -> Path:
+    shutil.copytree(base, run_dir / "toy" / "base-policy")
+    return run_dir
+
+
+def node_counts(run_dir: Path, round: int) -> list[tuple]:
+    with Catalog(StoreLayout.for_run(run_dir)) as catalog:
+        rows = catalog.sql(
+            "SELECT stage, shard, problem_id, count(*) AS n, "
+            "count(DISTINCT node_id) AS distinct_nodes "
+            "FROM nodes WHERE round = $round GROUP BY ALL ORDER BY ALL",
+            {"round": round},
+        )
+    return [tuple(r.values()) for r in rows.to_pylist()]
+
+
+class Stack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.env = {**os.environ, **stack_env(config)}
+        self.api = f"{config.prefect_url}/api"
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [PREFECT, *args], env=self.env, cwd=REPO, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def run_deployment(self, name: str, **params: object) -> str:
+        args = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in params.items()]
+        out = self.cli("deployment", "run", name, *[a for p in args for a in ("--param", p)])
+        return re.search(r"UUID:\s*([0-9a-f-]{36})", out).group(1)
+
+    def flow_run(self, run_id: str) -> dict:
+        return httpx.get(f"{self.api}/flow_runs/{run_id}", trust_env=False).json()
+
+    def wait(self, run_id: str, timeout: float = 600) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.flow_run(run_id)["state"]
+            if (
+                state["type"] in TERMINAL
+                and self.flow_run(run_id)["state"]["type"] == state["type"]
+            ):
+                return state["type"]
+            time.sleep(2)
+        raise TimeoutError(f"flow run {run_id} still {state['type']} after {timeout} s")
+
+    def task_runs(self, run_id: str) -> list[dict]:
+        body = {"flow_runs": {"id": {"any_": [run_id]}}}
+        return httpx.post(f"{self.api}/task_runs/filter", json=body, trust_env=False).json()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Stack:
+    run_dir = tmp_path_factory.mktemp("stack-run")
+    config = StackConfig(
+        run_dir=run_dir,
+        prefect_port=free_port(),
+        mlflow_port=free_port(),
+        worker_query_seconds=2,
+        project_dir=REPO,
+    )
+    os.environ[FAIL_ONCE_ENV] = "1:search:1"  # the worker (and its flow runs) inherit it
+    try:
+        start(config)
+        yield Stack(config)
+    finally:
+        del os.environ[FAIL_ONCE_ENV]
+        stop(config)
+
+
+def test_round_one_retry_reruns_only_the_failed_shard_then_round_two_follows(
+    stack, quick_base, tmp_path
+):
+    run_dir = with_base(stack.config.run_dir, quick_base)
+    paths = RoundPaths(run_dir, 1)
+
+    first = stack.run_deployment("evolve/round-1", quick=True)
+    assert stack.wait(first) == "FAILED"
+    failed = {r["name"]: r["state"]["type"] for r in stack.task_runs(first)}
+    assert failed["search-round-1-shard-1"] == "FAILED"
+    assert failed["search-round-1-shard-0"] == "COMPLETED"
+    assert "bucket-difficulty-round-1" not in failed  # nothing after the search ran
+    shard0 = paths.store.shard_path(1, "search", 0)
+    kept = shard0.stat().st_mtime_ns
+    assert not paths.store.shard_path(1, "search", 1).exists()
+
+    stack.cli("flow-run", "retry", first)
+    assert stack.wait(first) == "COMPLETED"
+    runs = stack.task_runs(first)
+    states: dict[str, list[str]] = {}
+    for r in sorted(runs, key=lambda r: r["created"]):
+        states.setdefault(r["name"], []).append(r["state"]["name"])
+    # completed tasks were not run again: their retried calls were served from the cache
+    for name in (
+        "bootstrap-policy",
+        "resolve-models-round-1",
+        "open-round-run-1",
+        "evaluate-base-policy",
+        "prepare-round-1",
+        "search-round-1-shard-0",
+    ):
+        assert states[name][-1] == "Cached", (name, states[name])
+    assert shard0.stat().st_mtime_ns == kept
+    # the failed shard ran again, and what depends on it ran
+    assert states["search-round-1-shard-1"][-1] == "Completed"
+    assert states["finish-round-1"] == ["Completed"]
+
+    clean = with_base(tmp_path / "clean", quick_base)
+    os.environ.pop(FAIL_ONCE_ENV)
+    try:
+        evolve(round=1, run_dir=str(clean), quick=True)
+    finally:
+        os.environ[FAIL_ONCE_ENV] = "1:search:1"
+    retried, fresh = node_counts(run_dir, 1), node_counts(clean, 1)
+    assert all(n == distinct for *_, n, distinct in retried)  # no duplicate rows
+    assert retried == fresh
+
+    prof = load_profile("tiny", run_dir, quick=True)
+    second = stack.run_deployment("evolve/round-2", quick=True)
+    assert stack.wait(second) == "COMPLETED"
+    with Catalog(StoreLayout.for_run(run_dir)) as catalog:
+        rows = catalog.sql("SELECT round, policy FROM rounds").to_pylist()
+    policies = {r["round"]: r["policy"] for r in rows}
+    tracking = tracking_for(prof)
+    round1_policy = checkpoint_path(tracking, POLICY_MODEL, round_alias(1))
+    assert policies[2] == str(round1_policy)  # round 2 searched with SLM-r1 from the registry
+    assert checkpoint_path(tracking, PPM_MODEL, round_alias(2)).is_dir()
