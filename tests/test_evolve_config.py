@@ -33,7 +33,7 @@ def test_round_one_cannot_search_with_a_ppm_and_all_four_rounds_are_needed():
 
 def test_quick_lays_the_quick_mapping_over_the_profile(tmp_path):
     full, quick = load_profile("tiny"), load_profile("tiny", quick=True)
-    assert full.evolve.problems.toy_per_level == 20 and quick.evolve.problems.toy_per_level == 6
+    assert full.evolve.problems.toy_per_level == 12 and quick.evolve.problems.toy_per_level == 6
     # merged key by key: what quick does not name stays as the full profile has it
     assert quick.evolve.concurrency == full.evolve.concurrency
     assert quick.train.policy.learning_rate == full.train.policy.learning_rate

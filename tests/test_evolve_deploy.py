@@ -20,7 +20,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.evolve import evolve
 from rstar.config import load_profile
 from rstar.evolve.models import tracking_for
 from rstar.evolve.paths import RoundPaths
@@ -63,6 +62,17 @@ def node_counts(run_dir: Path, round: int) -> list[tuple]:
             {"round": round},
         )
     return [tuple(r.values()) for r in rows.to_pylist()]
+
+
+def run_clean_round_one(run_dir: Path) -> None:
+    """Round 1 without the injected failure, in a process of its own: a Prefect flow run in
+    this process would leave threads behind, and later tests fork."""
+    env = {k: v for k, v in os.environ.items() if k != FAIL_ONCE_ENV}
+    code = f"from flows.evolve import evolve; evolve(round=1, run_dir={str(run_dir)!r}, quick=True)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 class Stack:
@@ -160,11 +170,7 @@ def test_round_one_retry_reruns_only_the_failed_shard_then_round_two_follows(
     assert states["finish-round-1"] == ["Completed"]
 
     clean = with_base(tmp_path / "clean", quick_base)
-    os.environ.pop(FAIL_ONCE_ENV)
-    try:
-        evolve(round=1, run_dir=str(clean), quick=True)
-    finally:
-        os.environ[FAIL_ONCE_ENV] = "1:search:1"
+    run_clean_round_one(clean)
     retried, fresh = node_counts(run_dir, 1), node_counts(clean, 1)
     assert all(n == distinct for *_, n, distinct in retried)  # no duplicate rows
     assert retried == fresh
