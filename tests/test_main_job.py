@@ -55,7 +55,7 @@ def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path):
 
     table = (tmp_path / "evolve" / "rounds.md").read_text()
     assert "Self-evolution on the toy world" in table
-    assert [line.split("│")[1].strip() for line in table.splitlines() if "│" in line][1:] == [
+    assert [line.split("│")[1].strip() for line in table.splitlines() if "│" in line] == [
         "0 (base)",
         "1",
         "2",
