@@ -41,40 +41,9 @@ from rstar.search.records import trees_to_table
 from rstar.store import Catalog, ShardInfo, StoreLayout, write_shard
 from rstar.toy.config import ToyConfig
 from rstar.tracking import Tracking, log_metrics, start_run
-from rstar.train.config import PolicyTrainConfig, PPMTrainConfig
 from rstar.train.ppm import train_ppm
 from rstar.train.run import torch_threads
 from rstar.train.sft import train_policy
-
-# The tiny profile's training settings (docs/training.md explains the choice).
-TINY_SFT = PolicyTrainConfig(
-    epochs=6,
-    learning_rate=2e-5,
-    lr_scheduler="linear",
-    warmup_ratio=0.05,
-    weight_decay=0.0,
-    batch_size=16,
-    per_device_batch_size=16,
-    max_length=512,
-    save_steps=50,
-    logging_steps=5,
-)
-TINY_PPM = PPMTrainConfig(
-    epochs=4,
-    learning_rate=1e-4,
-    lr_scheduler="linear",
-    warmup_ratio=0.05,
-    weight_decay=0.0,
-    batch_size=16,
-    per_device_batch_size=16,
-    max_length=512,
-    save_steps=50,
-    logging_steps=5,
-    eval_share=0.2,
-)
-# Toy steps are short (~60-100 characters) and often differ only in a number: the authors'
-# 20-character edit-distance filter (made for real solutions) would drop a third of the pairs.
-TINY_CURATION = CurationConfig(min_edit_distance=0)
 
 
 def problems_stage(toy: ToyConfig, per_level: int, levels: list[int]) -> pa.Table:
@@ -199,7 +168,7 @@ def main() -> None:
         timed("search", t)
 
         t = time.perf_counter()
-        curated = curate_stage(store, 1, TINY_CURATION)
+        curated = curate_stage(store, 1, profile.curate)
         timed("curate", t)
         report["data"] = {
             "nodes": shard.num_nodes,
@@ -220,7 +189,7 @@ def main() -> None:
             curated["sft_path"],
             args.base,
             run_dir / "round-1" / "policy",
-            TINY_SFT.model_copy(update=threads),
+            profile.train.policy.model_copy(update=threads),
             round=1,
             tracking=tracking,
         )
@@ -237,7 +206,7 @@ def main() -> None:
             curated["pairs_path"],
             policy.out_dir,
             run_dir / "round-1" / "ppm",
-            TINY_PPM.model_copy(update=threads),
+            profile.train.ppm.model_copy(update=threads),
             round=1,
             tracking=tracking,
         )

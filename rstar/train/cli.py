@@ -14,16 +14,13 @@ import typer
 from rich.console import Console
 
 from rstar.config import Profile, ProfileError, load_profile
+from rstar.evolve.paths import RoundPaths
 from rstar.tracking import Tracking
 
 train_app = typer.Typer(
     help="Train the policy (SFT) and the process preference model.", no_args_is_help=True
 )
 console = Console()
-
-
-def round_dir(profile: Profile, round: int) -> Path:
-    return Path(profile.run_dir) / f"round-{round}"
 
 
 def _resolve(value: Path | None, default: Path | None, what: str) -> Path:
@@ -74,10 +71,10 @@ def sft(
 
     prof = _load(profile)
     config = _with(prof.train.policy, max_steps, threads)
-    previous = round_dir(prof, round - 1) / "policy" if round and round > 1 else None
+    previous = RoundPaths(prof.run_dir, round - 1).policy if round and round > 1 else None
     start = init or policy_init(config, prof.policy.path, previous)
     data = _resolve(data, _dataset(prof, round, "sft.jsonl"), "data")
-    out = _resolve(out, round_dir(prof, round) / "policy" if round else None, "out")
+    out = _resolve(out, RoundPaths(prof.run_dir, round).policy if round else None, "out")
     console.print(f"SFT of {start} on {data} -> {out}")
     result = train_policy(data, start, out, config, round=round, tracking=_tracking(prof, track))
     console.print(
@@ -104,9 +101,9 @@ def ppm(
 
     prof = _load(profile)
     config = _with(prof.train.ppm, max_steps, threads)
-    start = _resolve(init, round_dir(prof, round) / "policy" if round else None, "init")
+    start = _resolve(init, RoundPaths(prof.run_dir, round).policy if round else None, "init")
     data = _resolve(data, _dataset(prof, round, "ppm_pairs.jsonl"), "data")
-    out = _resolve(out, round_dir(prof, round) / "ppm" if round else None, "out")
+    out = _resolve(out, RoundPaths(prof.run_dir, round).ppm if round else None, "out")
     console.print(f"PPM from {start} on {data} -> {out}")
     result = train_ppm(data, start, out, config, round=round, tracking=_tracking(prof, track))
     accuracy = result.metrics.get("ppm/pair_accuracy")
