@@ -100,10 +100,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = self.flow_run(run_id)["state"]
-            if (
-                state["type"] in TERMINAL
-                and self.flow_run(run_id)["state"]["type"] == state["type"]
-            ):
+            if state["type"] in TERMINAL:
                 return state["type"]
             time.sleep(2)
         raise TimeoutError(f"flow run {run_id} still {state['type']} after {timeout} s")
