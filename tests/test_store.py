@@ -3,6 +3,8 @@ the DuckDB catalog's tables and views."""
 
 from __future__ import annotations
 
+import csv
+import io
 import multiprocessing
 import shutil
 import subprocess
@@ -272,7 +274,21 @@ def test_catalog_tables(tmp_path):
         held.close()
 
 
-def test_the_example_queries_in_docs_run(tmp_path):
+DOCS_TREE_STEPS = [
+    "root #0",
+    "  code #1",
+    "    final_code #2",
+    "      answer #3",
+    "      answer #4",
+    "    code #7",
+    "  code #5",
+    "  code #6",
+]
+
+
+@pytest.fixture
+def docs_queries(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A small store, closed, and the SQL blocks of docs/store.md."""
     docs = (Path(__file__).resolve().parents[1] / "docs" / "store.md").read_text()
     blocks = [block.split("```", 1)[0] for block in docs.split("```sql\n")[1:]]
     assert len(blocks) >= 7
@@ -294,20 +310,36 @@ def test_the_example_queries_in_docs_run(tmp_path):
         catalog.add_rejects(
             pa.table({"source": ["f"], "row": [0], "line": [1], "reason": ["x: y"], "raw": [""]})
         )
-    with duckdb.connect(str(tmp_path / "catalog.duckdb"), read_only=True) as con:
+    return tmp_path / "catalog.duckdb", blocks
+
+
+def test_the_example_queries_in_docs_run(docs_queries):
+    database, blocks = docs_queries
+    with duckdb.connect(str(database), read_only=True) as con:
         results = [con.sql(block).fetchall() for block in blocks]
     coverage = results[0]
     assert coverage == [(1, 2, 1, 50.0, 1)]
     assert results[2] == [("q", 1, 2, 1, "What is 2 + 2?", "4")]  # the hardest problems
     assert all(results[:-1]), "every example query returns rows on this store"
     tree = results[3]
-    assert [row[0] for row in tree] == [
-        "root #0",
-        "  code #1",
-        "    final_code #2",
-        "      answer #3",
-        "      answer #4",
-        "    code #7",
-        "  code #5",
-        "  code #6",
-    ]
+    assert [row[0] for row in tree] == DOCS_TREE_STEPS
+
+
+def test_the_duckdb_cli_opens_the_catalog_and_runs_the_docs_queries(docs_queries):
+    """The `duckdb` shell of the [dev] extra (a 1.x CLI) reads the DuckDB 2 catalog."""
+    database, blocks = docs_queries
+    cli = Path(sys.executable).with_name("duckdb")
+    assert cli.exists(), f"{cli} missing: install rstar with its [dev] extra (duckdb-cli)"
+    outputs = []
+    for block in blocks:
+        run = subprocess.run(
+            [str(cli), "-readonly", "-bail", "-csv", "-noheader", str(database)],
+            input=block,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0 and "Error" not in run.stderr, (block, run.stderr)
+        outputs.append(list(csv.reader(io.StringIO(run.stdout))))
+    assert outputs[0] == [["1", "2", "1", "50.0", "1"]]  # coverage per round
+    assert [row[0] for row in outputs[3]] == DOCS_TREE_STEPS  # a problem's tree

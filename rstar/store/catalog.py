@@ -41,6 +41,10 @@ from rstar.store.schema import (
 )
 
 _SHARD_VIEWS = {NODES: STORED_NODE_SCHEMA, SYNTHESIS: SYNTHESIS_SCHEMA}
+# A new catalog is written in the storage format of DuckDB 1.4 (the LTS line), so that the
+# DuckDB CLI users have — including the one pip installs, which trails the Python package —
+# opens it; DuckDB 2's own format cannot be read by a 1.x CLI.
+STORAGE_COMPATIBILITY = "v1.4.0"
 
 # A terminal node's row is its trajectory: the derived path columns hold its statistics.
 _TRAJECTORIES = """
@@ -142,6 +146,8 @@ class Catalog:
     ) -> None:
         self.layout = store if isinstance(store, StoreLayout) else StoreLayout(Path(store))
         config: dict[str, Any] = {}
+        if not read_only:
+            config["storage_compatibility_version"] = STORAGE_COMPATIBILITY
         if memory_limit:
             config["memory_limit"] = memory_limit
         if threads:
