@@ -34,7 +34,7 @@ from rstar.evaluate.config import EvalConfig
 from rstar.evaluate.pipeline import run_evaluation
 from rstar.evaluate.results import EvalReport, MethodResult
 from rstar.evolve.config import ProblemsConfig
-from rstar.evolve.problems import register_problems, toy_problems
+from rstar.evolve.problems import toy_problems
 from rstar.models import generation_backend
 from rstar.search import MCTS, SearchProblem
 from rstar.search.records import trees_to_table
@@ -162,7 +162,8 @@ def main() -> None:
         t = time.perf_counter()
         levels = [int(lv) for lv in args.levels.split(",")]
         problems = problems_stage(toy, args.per_level, levels)
-        register_problems(store, problems)
+        with Catalog(store) as catalog:
+            catalog.add_problems(problems)
         base_policy = profile.policy.model_copy(update={"path": str(args.base)})
         shard = search_stage(base_policy, problems, store, 1, profile.search, profile.sandbox)
         timed("search", t)

@@ -12,12 +12,16 @@ from rich.syntax import Syntax
 
 from rstar import __version__
 from rstar.config import ModelConfig, ProfileError, load_profile, profile_names
+from rstar.curate.cli import curate_app
 from rstar.evaluate.cli import eval_command
+from rstar.problems.cli import problems_app
 from rstar.stack import stack_app
 from rstar.toy.cli import toy_app
 from rstar.train.cli import train_app
 
 app = typer.Typer(help="rStar-Math self-evolution for small language models.", no_args_is_help=True)
+app.add_typer(problems_app, name="problems")
+app.add_typer(curate_app, name="curate")
 app.add_typer(train_app, name="train")
 app.add_typer(toy_app, name="toy")
 app.add_typer(stack_app, name="stack")

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 
 from rstar.evolve import models as round_models
 from rstar.evolve import stages
@@ -58,7 +58,17 @@ def evaluate_base(spec: RunSpec, base_path: str, run_id: str) -> dict[str, float
 
 @persisted(task_run_name="prepare-round-{round}")
 def prepare_round(spec: RunSpec, round: int, models: RoundModels) -> dict[str, int]:
-    return stages.prepare_round(spec.load(), round, models)
+    prepared = stages.prepare_round(spec.load(), round, models)
+    get_run_logger().info(
+        "round %d searches %d problems in %d shards; %d input rows left out (%d benchmark "
+        "questions): the catalog's rejects table says which and why",
+        round,
+        prepared["problems"],
+        prepared["shards"],
+        prepared["rejected"],
+        prepared["contaminated"],
+    )
+    return prepared
 
 
 @persisted(task_run_name="{stage}-round-{round}-shard-{shard}")

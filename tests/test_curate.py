@@ -9,7 +9,9 @@ import json
 
 import pyarrow as pa
 import pytest
+from typer.testing import CliRunner
 
+from rstar.cli import app
 from rstar.curate import (
     FINAL,
     PAIR_TRAINING_COLUMNS,
@@ -32,7 +34,7 @@ from rstar.format import (
     render_response,
     render_trajectory,
 )
-from rstar.store import Catalog, write_shard
+from rstar.store import Catalog, StoreLayout, write_shard
 from tests.store_trees import tree_table
 
 Q1, Q2, Q3, Q4 = "What is 1 + 1?", "What is 2 + 2?", "What is 3 + 3?", "What is 4 + 4?"
@@ -115,12 +117,14 @@ def completion(*steps: str, output: str) -> str:
 
 @pytest.fixture
 def catalog(tmp_path):
+    """The hand-built trees of round 1 in the store of run directory ``tmp_path``."""
+    store = StoreLayout.for_run(tmp_path)
     search = pa.concat_tables(
         [tree_table("p1", P1), tree_table("p2", P2), tree_table("p3", P3_SEARCH)]
     )
-    write_shard(tmp_path, search, round=1, stage="search", shard=0)
-    write_shard(tmp_path, tree_table("p4", P4), round=1, stage="search", shard=1)
-    with Catalog(tmp_path) as cat:
+    write_shard(store, search, round=1, stage="search", shard=0)
+    write_shard(store, tree_table("p4", P4), round=1, stage="search", shard=1)
+    with Catalog(store) as cat:
         cat.add_problems(
             pa.table(
                 {
@@ -322,3 +326,42 @@ def test_a_round_without_trees_gives_empty_tables(tmp_path):
         assert select_sft(cat, 1).num_rows == 0
         assert select_pairs(cat, 1).num_rows == 0
         assert difficulty(cat, 1).num_rows == 0 and coverage(cat) == {}
+
+
+def test_the_export_command_curates_a_round_with_the_profiles_rules(catalog, tmp_path):
+    add_extra_rollouts(catalog)
+    catalog.close()  # the command opens the catalog itself
+    datasets = StoreLayout.for_run(tmp_path).datasets_dir / "round=1"
+
+    def export(*options: str) -> tuple[list[dict], list[dict]]:
+        command = ["curate", "export", "--round", "1", "--run-dir", str(tmp_path), *options]
+        run = CliRunner().invoke(app, command)
+        assert run.exit_code == 0, run.output
+        buckets = [line.split()[1:5] for line in run.output.splitlines() if "problems" in line]
+        # p2 easy; p1 and p3 (solved by the extra rollouts) medium; p4 (no trajectory) hard
+        assert buckets == [
+            ["easy", "problems", "│", "1"],
+            ["medium", "problems", "│", "2"],
+            ["hard", "problems", "│", "1"],
+        ]
+        return tuple(  # type: ignore[return-value]
+            [json.loads(line) for line in (datasets / name).read_text().splitlines()]
+            for name in ("sft.jsonl", "ppm_pairs.jsonl")
+        )
+
+    # the paper's 20-character filter, given on the command line: the hand-checked rows
+    sft, pairs = export("--min-edit-distance", "20")
+    assert [row["leaf_id"] for row in sft] == [5, 11, 10, 7, 3] and len(pairs) == 8
+    # the tiny profile keeps near-identical steps: one more pair, A against its 1-edit typo
+    sft, with_typo = export()
+    assert len(sft) == 5 and len(with_typo) == 9
+    (extra,) = [p for p in with_typo if p not in pairs]
+    assert (extra["chosen"], extra["rejected"]) == (A, A_TYPO)
+
+
+def test_the_export_command_refuses_a_round_without_trees(catalog, tmp_path):
+    catalog.close()
+    run = CliRunner().invoke(app, ["curate", "export", "--round", "2", "--run-dir", str(tmp_path)])
+    assert run.exit_code == 2
+    assert "round 2 has no search trees" in run.output
+    assert not (StoreLayout.for_run(tmp_path).datasets_dir / "round=2").exists()

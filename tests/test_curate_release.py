@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from typer.testing import CliRunner
 
+from rstar.cli import app
 from rstar.curate import (
     FINAL,
     PAIR_SCHEMA,
@@ -19,6 +21,7 @@ from rstar.curate import (
 )
 from rstar.format import build_prompt, parse_trajectory
 from rstar.problems import problem_id
+from rstar.train.data import read_rows
 
 
 @pytest.fixture
@@ -87,3 +90,28 @@ def test_malformed_release_records_name_the_row(tmp_path):
     pairs.write_text(json.dumps(bad) + "\n")
     with pytest.raises(ValueError, match=r"ppm.jsonl row 0: prompt \+ pos is not in the format"):
         read_release_pairs(pairs)
+
+
+def test_import_release_command_makes_training_rows(release, tmp_path):
+    runner = CliRunner()
+    for name, kind, columns, count in (
+        ("sft_examples.json", "sft", ("prompt", "completion"), 8),
+        ("ppm_pair_examples.json", "ppm", ("prompt", "chosen", "rejected"), 5),
+    ):
+        out = tmp_path / f"{kind}.jsonl"
+        run = runner.invoke(
+            app, ["curate", "import-release", str(release / name), "--out", str(out)]
+        )
+        assert run.exit_code == 0, run.output
+        assert f"{count} {kind} rows" in run.output
+        rows = read_rows(out, columns)  # what `rstar train sft|ppm --data` reads
+        reader = read_release_sft if kind == "sft" else read_release_pairs
+        expected = reader(release / name).select(list(columns)).to_pylist()
+        assert [{c: row[c] for c in columns} for row in rows] == expected
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text(json.dumps({"question": "What is 1 + 1?", "answer": "2"}) + "\n")
+    run = runner.invoke(
+        app, ["curate", "import-release", str(problems), "--out", str(tmp_path / "x.jsonl")]
+    )
+    assert run.exit_code == 2 and "['answer', 'question']" in run.output
+    assert not (tmp_path / "x.jsonl").exists()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from rstar.config import ProfileError, load_profile
 from rstar.evolve.config import EvolveConfig, RoundConfig
 from rstar.evolve.models import RoundNotReadyError, round_models
+from rstar.evolve.paths import RoundPaths
+from rstar.evolve.problems import source_problems
+from rstar.evolve.stages import prepare_round
 from rstar.store import Catalog, StoreLayout
 
 
@@ -94,3 +99,58 @@ def test_explicit_checkpoints_need_no_previous_round(tmp_path):
     assert models.previous_policy == "/ckpt/policy"
     # round 2 is terminal-guided: no PPM even when one is given
     assert round_models(prof, 2, policy="/ckpt/policy", ppm="/ckpt/ppm").ppm is None
+
+
+def test_a_round_from_problem_files_leaves_out_bad_rows_and_benchmark_questions(
+    tmp_path, shared_dir
+):
+    math500 = json.loads((shared_dir / "benchmarks" / "math500.json").read_text())
+    gsm8k = json.loads((shared_dir / "benchmarks" / "gsm8k.json").read_text())
+    # gsm8k #0 with a new first sentence: its long tail overlaps in 13-grams
+    paraphrase = "Consider this farm story. " + gsm8k[0]["question"]
+    lines = [
+        {"problem": "What is $2 + 3$?", "solution": "It is $\\boxed{5}$."},
+        {"problem": math500[0]["question"], "solution": "\\boxed{x}"},  # exact copy
+        {"problem": paraphrase, "solution": "\\boxed{18}"},
+        {"problem": " What is  $2 + 3$?\n", "solution": "\\boxed{5}"},  # same, other spaces
+        {"problem": "What is $7 - 4$?", "solution": "no final answer here"},
+        {"problem": "What is $6 / 2$?", "solution": "So $\\boxed{3}$."},
+    ]
+    data = tmp_path / "numina.jsonl"
+    data.write_text("\n".join(json.dumps(line) for line in lines) + "\n{not json\n")
+    path = _profile(
+        tmp_path,
+        evolve={
+            "problems": {"source": "files", "files": [str(data)]},
+            "evaluation": {"benchmarks": ["math500", "gsm8k"]},
+            "shard_size": 1,
+        },
+    )
+    prof = load_profile(path)
+    prepared = prepare_round(prof, 1, round_models(prof, 1), progress=False)
+    assert prepared == {"problems": 2, "shards": 2, "rejected": 5, "contaminated": 2}
+    with Catalog(StoreLayout.for_run(tmp_path), read_only=True) as catalog:
+        kept = catalog.sql("SELECT question, answer FROM problems ORDER BY answer").to_pylist()
+        rejects = catalog.sql("SELECT source, line, reason FROM rejects ORDER BY line").to_pylist()
+    assert kept == [
+        {"question": "What is $6 / 2$?", "answer": "3"},
+        {"question": "What is $2 + 3$?", "answer": "5"},
+    ]
+    assert [(r["source"], r["line"]) for r in rejects] == [("numina", n) for n in (2, 3, 4, 5, 7)]
+    reasons = [r["reason"] for r in rejects]
+    assert reasons[0] == "contaminated: exact match with math500 #0"
+    assert reasons[1] == "contaminated: 13-gram overlap with gsm8k #0"
+    assert reasons[2].startswith("duplicate: of numina row 0")
+    assert reasons[3].startswith("no final answer:")
+    assert reasons[4].startswith("invalid JSON:")
+    assert pq.read_table(RoundPaths(tmp_path, 1).problems).num_rows == 2
+
+
+def test_decontamination_can_be_turned_off(tmp_path, shared_dir):
+    math500 = json.loads((shared_dir / "benchmarks" / "math500.json").read_text())
+    data = tmp_path / "p.json"
+    data.write_text(json.dumps([{"question": math500[0]["question"], "answer": "1"}]))
+    problems = {"source": "files", "files": [str(data)], "decontaminate": []}
+    prof = load_profile(_profile(tmp_path, evolve={"problems": problems}))
+    assert prof.evolve.decontamination_benchmarks() == ()
+    assert source_problems(prof, progress=False).problems.num_rows == 1

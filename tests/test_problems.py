@@ -8,7 +8,9 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
+from rstar.cli import app
 from rstar.problems import (
     Decontaminator,
     ProblemFormat,
@@ -18,7 +20,7 @@ from rstar.problems import (
     normalize_question,
     problem_id,
 )
-from rstar.store import PROBLEM_SCHEMA, REJECT_SCHEMA, Catalog
+from rstar.store import PROBLEM_SCHEMA, REJECT_SCHEMA, Catalog, StoreLayout
 
 
 def problems(result) -> list[tuple]:
@@ -281,3 +283,44 @@ def test_loaded_problems_and_rejects_go_into_the_catalog(tmp_path):
         assert catalog.sql("SELECT source, line, reason FROM rejects").to_pylist() == [
             {"source": "mixed", "line": 2, "reason": "missing answer: column 'answer'"}
         ]
+
+
+def test_load_command_fills_the_catalog_and_reports(tmp_path, shared_dir):
+    gsm8k_first = json.loads((shared_dir / "benchmarks/gsm8k.json").read_text())[0]
+    path = tmp_path / "mine.jsonl"
+    rows = [
+        {"question": gsm8k_first["question"], "answer": "18"},
+        {"question": "What is 5 + 5?", "answer": "10"},
+        {"question": "What is 6 + 6?"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{oops\n")
+    runner = CliRunner()
+
+    def load(*options: str) -> dict[str, str]:
+        command = ["problems", "load", str(path), "--run-dir", str(tmp_path), *options]
+        run = runner.invoke(app, command)
+        assert run.exit_code == 0, run.output
+        cells = [line.strip("│ ").split("│") for line in run.output.splitlines() if "│" in line]
+        return {key.strip(): value.strip() for key, value in cells}
+
+    report = load()
+    assert report["rows read"] == "4" and report["problems kept"] == "1"
+    assert report["new in the catalog"] == "1"
+    assert report["left out: contaminated"] == "1" and report["of which gsm8k questions"] == "1"
+    assert report["left out: missing answer"] == "1" and report["left out: invalid JSON"] == "1"
+    assert load()["new in the catalog"] == "0"  # loading again adds nothing
+    with Catalog(StoreLayout.for_run(tmp_path), read_only=True) as catalog:
+        rejects = catalog.sql("SELECT source, line, reason FROM rejects ORDER BY line").to_pylist()
+    assert [(r["source"], r["line"]) for r in rejects] == [("mine", 1), ("mine", 3), ("mine", 4)]
+    assert rejects[0]["reason"] == "contaminated: exact match with gsm8k #0"
+    assert load("--no-decontaminate")["new in the catalog"] == "1"
+    assert load("--decontaminate", "math500")["problems kept"] == "2"  # gsm8k not checked
+
+
+def test_load_command_names_an_unreadable_source(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("What is 1 + 1?")
+    run = CliRunner().invoke(app, ["problems", "load", str(path), "--run-dir", str(tmp_path)])
+    assert run.exit_code == 2
+    assert "notes.txt" in run.output and "unknown file type" in run.output
+    assert not StoreLayout.for_run(tmp_path).catalog_path.exists()

@@ -10,7 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
+from rstar.cli import app
 from rstar.models import OpenAIBackend
 from rstar.problems import problem_id
 from rstar.problems.synthesis import SynthesisConfig, synthesize, vote
@@ -146,3 +148,34 @@ def test_rerun_skips_judged_candidates(tmp_path, backend, server):
     assert resumed.judged == lost.num_rows + 1
     assert len(resumed.records) == 8
     assert "New problem 8?" in resumed.problems["question"].to_pylist()
+
+
+def test_synthesize_command_writes_the_kept_problems_and_resumes(tmp_path, server):
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(
+        "".join(json.dumps({"question": f"Seed {i}?", "answer": "1"}) + "\n" for i in (1, 2, 3))
+    )
+    out = tmp_path / "synthetic.jsonl"
+    command = [
+        "problems", "synthesize", str(seeds),
+        "--base-url", f"http://127.0.0.1:{server.server_address[1]}/v1", "--model", "gpt-4-test",
+        "--problem-prompt", WRITE + "{question}", "--solve-prompt", SOLVE + "{question}",
+        "--out", str(out), "--run-dir", str(tmp_path),
+    ]  # fmt: skip
+    run = CliRunner().invoke(app, command)
+    assert run.exit_code == 0, run.output
+    assert "3 candidates judged now" in run.output and "2 kept" in run.output
+    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(row["question"], row["answer"], row["source"]) for row in kept] == [
+        ("New problem 1?", "6", "synthetic"),  # 7 of 10 agree
+        ("New problem 3?", "0.5", "synthetic"),  # 4 of 10 (0.5 = \frac{1}{2} = 1/2)
+    ]  # New problem 2: no two answers agree
+    requests = len(server.requests)
+    again = CliRunner().invoke(app, command)
+    assert again.exit_code == 0 and "0 candidates judged now" in again.output
+    assert len(server.requests) == requests
+    with Catalog(StoreLayout.for_run(tmp_path), read_only=True) as catalog:
+        audit = catalog.sql(
+            "SELECT count(*) AS n, count(*) FILTER (WHERE kept) AS kept FROM synthesis"
+        )
+    assert audit.to_pylist() == [{"n": 3, "kept": 2}]

@@ -1,20 +1,23 @@
 """Curation of a round's trees into training data (DESIGN §1.2–1.3).
 
-- ``difficulty`` / ``hard_problems`` / ``coverage``: problem buckets and coverage per round.
+- ``difficulty`` / ``difficulty_counts`` / ``hard_problems`` / ``coverage``: problem buckets
+  and coverage per round.
 - ``select_sft``: policy SFT rows (prompt/completion).
 - ``select_pairs``: PPM preference pairs (prompt/chosen/rejected), exact rules in
   ``rstar.curate.pairs``.
-- ``write_json`` / ``to_dataset`` / ``export_round``: JSONL files and ``datasets.Dataset``.
+- ``write_json`` / ``to_dataset`` / ``export_rows`` / ``export_round``: JSONL files and
+  ``datasets.Dataset``.
 - ``read_release_*`` / ``write_release_*``: the authors' released SFT and PPM data.
 """
 
 from rstar.curate.config import CurationConfig
-from rstar.curate.difficulty import coverage, difficulty, hard_problems
+from rstar.curate.difficulty import coverage, difficulty, difficulty_counts, hard_problems
 from rstar.curate.export import (
     PAIR_TRAINING_COLUMNS,
     SFT_TRAINING_COLUMNS,
     RoundExport,
     export_round,
+    export_rows,
     to_dataset,
     write_json,
 )
@@ -39,7 +42,9 @@ __all__ = [
     "RoundExport",
     "coverage",
     "difficulty",
+    "difficulty_counts",
     "export_round",
+    "export_rows",
     "hard_problems",
     "read_release_pairs",
     "read_release_sft",

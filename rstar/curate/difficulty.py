@@ -18,6 +18,18 @@ def difficulty(catalog: Catalog, round: int) -> pa.Table:
     )
 
 
+def difficulty_counts(catalog: Catalog, round: int) -> dict[str, int]:
+    """How many problems of ``round`` are easy, medium and hard."""
+    rows = catalog.sql(
+        "SELECT difficulty, count(*) AS n FROM problem_summary WHERE round = $round "
+        "GROUP BY difficulty",
+        {"round": round},
+    ).to_pylist()
+    counts = {"easy": 0, "medium": 0, "hard": 0}
+    counts.update({row["difficulty"]: row["n"] for row in rows})
+    return counts
+
+
 def hard_problems(catalog: Catalog, round: int) -> list[str]:
     """Ids of the problems of ``round`` with no correct trajectory (extra-rollout input)."""
     table = catalog.sql(

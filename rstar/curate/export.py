@@ -53,20 +53,24 @@ class RoundExport:
     pair_rows: int
 
 
+def export_rows(catalog: Catalog, round: int, name: str, kind: str, rows: pa.Table) -> Path:
+    """Write ``rows`` to ``<store>/datasets/round=R/<name>.jsonl`` and register the file in
+    the catalog's ``datasets`` table (a rerun replaces both)."""
+    path = write_json(rows, catalog.layout.datasets_dir / f"round={round}" / f"{name}.jsonl")
+    catalog.register_dataset(
+        f"round{round}/{name}", kind=kind, path=path, num_rows=len(rows), round=round
+    )
+    return path
+
+
 def export_round(catalog: Catalog, round: int, config: CurationConfig | None = None) -> RoundExport:
-    """Select the SFT rows and PPM pairs of ``round``, write them under
-    ``<store>/datasets/round=R/`` (``sft.jsonl``, ``ppm_pairs.jsonl``, all columns) and
-    register both in the catalog's ``datasets`` table."""
-    out = catalog.layout.datasets_dir / f"round={round}"
-    exports = []
-    for name, kind, rows in (
-        ("sft", "sft", select_sft(catalog, round, config)),
-        ("ppm_pairs", "ppm", select_pairs(catalog, round, config)),
-    ):
-        path = write_json(rows, out / f"{name}.jsonl")
-        catalog.register_dataset(
-            f"round{round}/{name}", kind=kind, path=path, num_rows=len(rows), round=round
-        )
-        exports.append((path, len(rows)))
-    (sft_path, sft_rows), (pairs_path, pair_rows) = exports
-    return RoundExport(sft_path, pairs_path, sft_rows, pair_rows)
+    """Select the SFT rows and PPM pairs of ``round`` and export both (``export_rows``:
+    ``sft.jsonl``, ``ppm_pairs.jsonl``, all columns)."""
+    sft = select_sft(catalog, round, config)
+    pairs = select_pairs(catalog, round, config)
+    return RoundExport(
+        export_rows(catalog, round, "sft", "sft", sft),
+        export_rows(catalog, round, "ppm_pairs", "ppm", pairs),
+        len(sft),
+        len(pairs),
+    )

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
 from rstar.evaluate.results import EvalProblem
-from rstar.problems import ProblemSource, load_problems
+from rstar.problems import Decontaminator, ProblemSource, load_problems
 from rstar.store.schema import PROBLEM_SCHEMA
 from rstar.toy.config import ToyWorldConfig
 from rstar.toy.world import problem_pool
@@ -129,3 +130,12 @@ def load_benchmark(
         f"{', '.join(benchmark_names(directory))} (looked in {directory}; set "
         f"{BENCHMARKS_ENV} to look elsewhere)"
     )
+
+
+def decontaminator(specs: Iterable[str | Path], n: int = 13) -> Decontaminator | None:
+    """A ``Decontaminator`` over the questions of the benchmarks ``specs`` (``toy`` is
+    skipped: its test split is held out by construction); None when none is left."""
+    chosen = [load_benchmark(spec) for spec in specs if str(spec) != TOY]
+    if not chosen:
+        return None
+    return Decontaminator({b.name: [p.question for p in b.problems] for b in chosen}, n)

@@ -60,6 +60,13 @@ class ProblemsConfig(_Strict):
         20, gt=0, description="toy train problems per level (after those the base model saw)"
     )
     limit: int | None = Field(None, gt=0, description="search only the first N problems (by id)")
+    decontaminate: tuple[str, ...] | None = Field(
+        None,
+        description="benchmarks (names or files) whose questions are removed from the problem "
+        "files, by exact match or n-gram overlap; None: the benchmarks the rounds are "
+        "evaluated on (evaluation.benchmarks); []: none",
+    )
+    ngram: int = Field(13, ge=1, description="n of the n-gram overlap test of decontamination")
 
     @model_validator(mode="after")
     def _files_given(self) -> ProblemsConfig:
@@ -110,6 +117,11 @@ class EvolveConfig(_Strict):
         if self.rounds[1].values == "ppm":
             raise ValueError("round 1 has no PPM to search with: its values must be terminal")
         return self
+
+    def decontamination_benchmarks(self) -> tuple[str, ...]:
+        """The benchmarks whose questions must not be searched or trained on."""
+        chosen = self.problems.decontaminate
+        return self.evaluation.benchmarks if chosen is None else chosen
 
     def round(self, number: int) -> RoundConfig:
         """The settings of round ``number`` (1-4)."""

@@ -9,18 +9,20 @@ problem id, so shard ``i`` is always the same slice, on a retry too.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rstar.config import Profile
+from rstar.evaluate.benchmarks import decontaminator
 from rstar.evolve.config import ProblemsConfig
-from rstar.problems import load_problems
+from rstar.problems import LoadReport, LoadResult, load_problems
 from rstar.search import SearchProblem
 from rstar.store import Catalog
 from rstar.store.layout import atomic_write
-from rstar.store.schema import PROBLEM_SCHEMA
+from rstar.store.schema import PROBLEM_SCHEMA, REJECT_SCHEMA
 from rstar.toy.config import ToyConfig
 from rstar.toy.world import problem_pool
 
@@ -44,9 +46,11 @@ def toy_problems(toy: ToyConfig, config: ProblemsConfig) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=PROBLEM_SCHEMA)
 
 
-def source_problems(profile: Profile, progress: bool = True) -> pa.Table:
-    """The problems of the profile's ``evolve.problems`` section, sorted by id."""
-    config = profile.evolve.problems
+def source_problems(profile: Profile, progress: bool = True) -> LoadResult:
+    """The problems of the profile's ``evolve.problems`` section, sorted by id, with the
+    rows left out of problem files (bad, duplicate, or a benchmark's question)."""
+    evolve = profile.evolve
+    config = evolve.problems
     if config.source == "toy":
         if profile.toy is None:
             raise ValueError(
@@ -54,10 +58,13 @@ def source_problems(profile: Profile, progress: bool = True) -> pa.Table:
                 "no toy: section; set evolve.problems.source to 'files' and list the files"
             )
         table = toy_problems(ToyConfig.model_validate(profile.toy), config)
+        loaded = LoadResult(table, REJECT_SCHEMA.empty_table(), LoadReport(len(table), len(table)))
     else:
-        table = load_problems(config.files, progress=progress).problems
-    table = table.sort_by("problem_id")
-    return table.slice(0, config.limit) if config.limit else table
+        clean = decontaminator(evolve.decontamination_benchmarks(), config.ngram)
+        loaded = load_problems(config.files, decontaminator=clean, progress=progress)
+    table = loaded.problems.sort_by("problem_id")
+    table = table.slice(0, config.limit) if config.limit else table
+    return replace(loaded, problems=table)
 
 
 def write_problems(table: pa.Table, path: Path) -> int:
@@ -66,10 +73,12 @@ def write_problems(table: pa.Table, path: Path) -> int:
     return len(table)
 
 
-def register_problems(store: Path, table: pa.Table) -> int:
-    """Add the problems to the catalog (curation joins questions from there)."""
+def register_problems(store: Path, loaded: LoadResult) -> None:
+    """Add the problems (curation joins questions from there) and the rows left out of the
+    problem files to the catalog."""
     with Catalog(store) as catalog:
-        return catalog.add_problems(table)
+        catalog.add_problems(loaded.problems)
+        catalog.add_rejects(loaded.rejects)
 
 
 def shard_count(rows: int, shard_size: int) -> int:

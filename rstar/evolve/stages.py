@@ -21,8 +21,8 @@ from typing import Any
 import pyarrow as pa
 
 from rstar.config import ModelConfig, Profile, load_profile
-from rstar.curate import select_pairs, select_sft
-from rstar.curate.export import write_json
+from rstar.curate import difficulty_counts, select_pairs, select_sft
+from rstar.curate.export import export_rows
 from rstar.evaluate.benchmarks import Benchmark, load_benchmark
 from rstar.evaluate.config import EvalConfig
 from rstar.evaluate.pipeline import run_evaluation
@@ -87,16 +87,23 @@ def bootstrap_policy(prof: Profile, progress: bool = True) -> str:
 def prepare_round(
     prof: Profile, round: int, models: RoundModels, progress: bool = True
 ) -> dict[str, int]:
-    """Write the round's problem file, add the problems to the catalog, mark it started."""
+    """Write the round's problem file, add the problems and the rows left out of the
+    problem files (rejects: bad, duplicate, benchmark questions) to the catalog, mark the
+    round started."""
     paths = RoundPaths(prof.run_dir, round)
-    table = source_problems(prof, progress)
-    rows = write_problems(table, paths.problems)
-    register_problems(paths.store.root, table)
+    loaded = source_problems(prof, progress)
+    rows = write_problems(loaded.problems, paths.problems)
+    register_problems(paths.store.root, loaded)
     with Catalog(paths.store) as catalog:
         catalog.start_round(
             round, policy=models.search_policy.path, ppm=models.ppm.path if models.ppm else None
         )
-    return {"problems": rows, "shards": shard_count(rows, prof.evolve.shard_size)}
+    return {
+        "problems": rows,
+        "shards": shard_count(rows, prof.evolve.shard_size),
+        "rejected": len(loaded.rejects),
+        "contaminated": sum(loaded.report.contaminated.values()),
+    }
 
 
 def search_shard(
@@ -157,7 +164,7 @@ def bucket(prof: Profile, round: int) -> dict[str, int]:
     correct, medium: some, hard: none) and the file of hard ones for the extra search."""
     paths = RoundPaths(prof.run_dir, round)
     with Catalog(paths.store) as catalog:
-        counts = _difficulty_counts(catalog, round)
+        counts = difficulty_counts(catalog, round)
         hard = catalog.sql(
             "SELECT p.* FROM problems p JOIN problem_summary s USING (problem_id) "
             "WHERE s.round = $round AND s.difficulty = 'hard' ORDER BY problem_id",
@@ -346,19 +353,5 @@ def _export(prof: Profile, round: int, name: str, kind: str, select: Any) -> dic
                 "usable trajectory): there is nothing to train on. Search more problems or "
                 "more rollouts (evolve.problems, evolve.rounds) or start from a stronger policy."
             )
-        path = write_json(rows, paths.store.datasets_dir / f"round={round}" / f"{name}.jsonl")
-        catalog.register_dataset(
-            f"round{round}/{name}", kind=kind, path=path, num_rows=len(rows), round=round
-        )
+        path = export_rows(catalog, round, name, kind, rows)
     return {"path": str(path), "rows": len(rows)}
-
-
-def _difficulty_counts(catalog: Catalog, round: int) -> dict[str, int]:
-    rows = catalog.sql(
-        "SELECT difficulty, count(*) AS n FROM problem_summary WHERE round = $round "
-        "GROUP BY difficulty",
-        {"round": round},
-    ).to_pylist()
-    counts = {"easy": 0, "medium": 0, "hard": 0}
-    counts.update({row["difficulty"]: row["n"] for row in rows})
-    return counts
