@@ -20,8 +20,7 @@ from rich.console import Console
 
 def _isolate_prefect(run_dir: Path) -> None:
     """Without a configured server, keep Prefect's state in the run directory rather than
-    the user's home (and its telemetry off: these machines have no internet)."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    the user's home (its telemetry is off: ``rstar.OFFLINE_DEFAULTS``)."""
     if "PREFECT_API_URL" not in os.environ and "PREFECT_HOME" not in os.environ:
         home = run_dir / "prefect-home"
         home.mkdir(parents=True, exist_ok=True)
