@@ -44,8 +44,8 @@ def main() -> None:
     _isolate_prefect(run_dir)
 
     from flows.evolve import evolve_all
-    from rstar.evolve.report import completed_rounds, rounds_table
-    from rstar.store import StoreLayout
+    from rstar.evolve.report import rounds_table
+    from rstar.store import StoreLayout, finished_rounds
 
     started = time.perf_counter()
     evolve_all(
@@ -57,7 +57,7 @@ def main() -> None:
     )
     minutes = (time.perf_counter() - started) / 60
     console = Console(record=True, width=200)
-    console.print(rounds_table(completed_rounds(StoreLayout.for_run(run_dir))))
+    console.print(rounds_table(finished_rounds(StoreLayout.for_run(run_dir))))
     out = run_dir / "evolve" / "rounds.md"
     out.write_text(console.export_text())
     console.print(f"{args.last - args.first + 1} rounds in {minutes:.1f} min; run dir {run_dir}")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import typer
 import yaml
-from rich.console import Console
 from rich.panel import Panel
 from rich.syntax import Syntax
 
 from rstar import __version__
-from rstar.config import ModelConfig, ProfileError, load_profile, profile_names
+from rstar.config import ProfileError, load_profile, profile_names
+from rstar.console import console, fail
 from rstar.curate.cli import curate_app
 from rstar.evaluate.cli import eval_command
 from rstar.problems.cli import problems_app
@@ -26,7 +26,6 @@ app.add_typer(train_app, name="train")
 app.add_typer(toy_app, name="toy")
 app.add_typer(stack_app, name="stack")
 app.command("eval")(eval_command)
-console = Console()
 
 
 @app.command()
@@ -48,8 +47,7 @@ def profile(
                 if model is not None and model.backend != "openai":
                     model.local_path()
     except ProfileError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(exc) from exc
     console.print(yaml.safe_dump(prof.model_dump(mode="json"), sort_keys=False))
 
 
@@ -76,14 +74,13 @@ def solve(
 
     try:
         prof = load_profile(profile)
-        policy_entry = prof.policy.model_copy(update={"path": str(policy)}) if policy else None
-        ppm_entry = ModelConfig(path=str(ppm), batch_size=prof.policy.batch_size) if ppm else None
+        policy_entry = prof.policy.at(policy) if policy else None
+        ppm_entry = prof.ppm_at(ppm) if ppm else None
         solution = run_solve(
             question, prof, rollouts, policy=policy_entry, ppm=ppm_entry, vote=vote
         )
     except ProfileError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(exc) from exc
     chosen = solution.chosen
     if chosen is None:
         console.print("[yellow]no trajectory reached an answer[/yellow]")

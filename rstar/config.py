@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -31,6 +31,16 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 class ProfileError(ValueError):
     """A profile that cannot be used as written; the message says what to change."""
+
+
+Settings = TypeVar("Settings", bound=BaseModel)
+
+
+def with_overrides(settings: Settings, **updates: Any) -> Settings:
+    """``settings`` with the fields given a value (not None) replaced, validated again (a
+    command line's options laid over a profile section)."""
+    changed = {name: value for name, value in updates.items() if value is not None}
+    return type(settings).model_validate({**settings.model_dump(), **changed})
 
 
 class _Strict(BaseModel):
@@ -57,6 +67,10 @@ class ModelConfig(_Strict):
         if value not in BACKENDS:
             raise ValueError(f"unknown backend {value!r}; known backends: {', '.join(BACKENDS)}")
         return value
+
+    def at(self, path: str | Path) -> ModelConfig:
+        """These settings for the checkpoint at ``path`` (one that exists: nothing creates it)."""
+        return self.model_copy(update={"path": str(path), "create_with": None})
 
     def with_progress(self, progress: bool) -> ModelConfig:
         """Without ``progress``, an in-process transformers model shows no progress bars."""
@@ -138,6 +152,15 @@ class Profile(_Strict):
     eval: EvalConfig = EvalConfig()
     tracking: TrackingConfig = TrackingConfig()
     evolve: EvolveConfig = EvolveConfig()
+
+    def ppm_at(self, path: str | Path) -> ModelConfig:
+        """A PPM checkpoint at ``path``, served as the profile's ``ppm`` is (without one: by
+        transformers on the policy's device and batch size)."""
+        like = self.policy
+        template = self.ppm or ModelConfig(
+            path=str(path), device=like.device, batch_size=like.batch_size
+        )
+        return template.at(path)
 
 
 def profile_names() -> list[str]:

@@ -36,7 +36,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -59,6 +58,8 @@ from pydantic import (
 from rich.console import Console
 from rich.table import Table
 
+from rstar.console import console, fail
+from rstar.store.layout import atomic_write
 from rstar.tracking import Tracking
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -172,7 +173,8 @@ def env_exports(config: StackConfig) -> str:
 
 def save_config(config: StackConfig) -> None:
     """Record the configuration of a started stack (``status``, ``stop`` and ``env`` read it)."""
-    _write_atomic(config.state_dir / CONFIG_FILE, config.model_dump_json(indent=2))
+    text = config.model_dump_json(indent=2)
+    atomic_write(config.state_dir / CONFIG_FILE, lambda tmp: tmp.write_text(text))
 
 
 def saved_config(state_dir: Path) -> StackConfig | None:
@@ -293,18 +295,6 @@ def _components(config: StackConfig) -> dict[str, _Component]:
 # --- files --------------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def pid_file(config: StackConfig, component: str) -> Path:
     """The PID file of ``component`` (JSON: pid, create_time, argv, log)."""
     return config.state_dir / f"{component}.pid"
@@ -421,7 +411,8 @@ def _spawn(config: StackConfig, component: _Component, env: dict[str, str]) -> _
     with warnings.catch_warnings():  # it outlives this handle by design; stop() ends it
         warnings.simplefilter("ignore", ResourceWarning)
         del proc
-    _write_atomic(pid_file(config, component.name), json.dumps(asdict(record)))
+    text = json.dumps(asdict(record))
+    atomic_write(pid_file(config, component.name), lambda tmp: tmp.write_text(text))
     return record
 
 
@@ -783,7 +774,6 @@ def status(config: StackConfig) -> list[ComponentStatus]:
 stack_app = typer.Typer(
     help="The local Prefect server, worker and MLflow UI (127.0.0.1).", no_args_is_help=True
 )
-_console = Console()
 
 
 def _option(name: str, **kwargs: Any) -> Any:
@@ -803,8 +793,7 @@ def _config(**options: Any) -> StackConfig:
     try:
         return StackConfig(**{k: v for k, v in options.items() if v is not None})
     except ValidationError as exc:
-        _console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(exc) from exc
 
 
 def _located(run_dir: Path | None, state_dir: Path | None) -> StackConfig:
@@ -813,8 +802,7 @@ def _located(run_dir: Path | None, state_dir: Path | None) -> StackConfig:
     try:
         return saved_config(config.state_dir) or config
     except StackError as exc:
-        _console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        raise fail(exc, code=1) from exc
 
 
 @stack_app.command("start")
@@ -846,10 +834,9 @@ def start_command(
         startup_timeout=timeout,
     )
     try:
-        start(config, _console)
+        start(config, console)
     except StackError as exc:
-        _console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        raise fail(exc, code=1) from exc
 
 
 @stack_app.command("stop")
@@ -863,10 +850,9 @@ def stop_command(
     if timeout is not None:
         config = config.model_copy(update={"stop_timeout": timeout})  # validated by min=
     try:
-        stop(config, _console)
+        stop(config, console)
     except StackError as exc:
-        _console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        raise fail(exc, code=1) from exc
 
 
 @stack_app.command("status")
@@ -883,7 +869,7 @@ def status_command(run_dir: Path | None = RUN_DIR, state_dir: Path | None = STAT
             else "stopped"
         )
         table.add_row(item.name, str(item.pid or "-"), item.url or "-", state, str(item.log))
-    _console.print(table)
+    console.print(table)
 
 
 @stack_app.command("env")

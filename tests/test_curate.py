@@ -331,7 +331,7 @@ def test_a_round_without_trees_gives_empty_tables(tmp_path):
 def test_the_export_command_curates_a_round_with_the_profiles_rules(catalog, tmp_path):
     add_extra_rollouts(catalog)
     catalog.close()  # the command opens the catalog itself
-    datasets = StoreLayout.for_run(tmp_path).datasets_dir / "round=1"
+    layout = StoreLayout.for_run(tmp_path)
 
     def export(*options: str) -> tuple[list[dict], list[dict]]:
         command = ["curate", "export", "--round", "1", "--run-dir", str(tmp_path), *options]
@@ -345,8 +345,8 @@ def test_the_export_command_curates_a_round_with_the_profiles_rules(catalog, tmp
             ["hard", "problems", "│", "1"],
         ]
         return tuple(  # type: ignore[return-value]
-            [json.loads(line) for line in (datasets / name).read_text().splitlines()]
-            for name in ("sft.jsonl", "ppm_pairs.jsonl")
+            [json.loads(line) for line in layout.dataset_path(1, name).read_text().splitlines()]
+            for name in ("sft", "ppm_pairs")
         )
 
     # the paper's 20-character filter, given on the command line: the hand-checked rows
@@ -364,4 +364,4 @@ def test_the_export_command_refuses_a_round_without_trees(catalog, tmp_path):
     run = CliRunner().invoke(app, ["curate", "export", "--round", "2", "--run-dir", str(tmp_path)])
     assert run.exit_code == 2
     assert "round 2 has no search trees" in run.output
-    assert not (StoreLayout.for_run(tmp_path).datasets_dir / "round=2").exists()
+    assert not StoreLayout.for_run(tmp_path).dataset_path(2, "sft").exists()

@@ -27,10 +27,10 @@ def run_dir(tmp_path_factory):
     base = root / "toy" / "base-policy"
     build_tiny_llama(tok, hidden=32, layers=1, max_positions=256).save_pretrained(base)
     tok.save_pretrained(base)
-    data = StoreLayout.for_run(root).datasets_dir / "round=1"
-    data.mkdir(parents=True)
+    layout = StoreLayout.for_run(root)
+    layout.dataset_path(1, "sft").parent.mkdir(parents=True)
     sft = {"prompt": build_prompt("What is 2 plus 3?"), "completion": SOLUTION}
-    (data / "sft.jsonl").write_text((json.dumps(sft) + "\n") * 4)
+    layout.dataset_path(1, "sft").write_text((json.dumps(sft) + "\n") * 4)
     pairs = [
         {
             "problem_id": f"p{i}",
@@ -40,7 +40,7 @@ def run_dir(tmp_path_factory):
         }
         for i in range(4)
     ]
-    (data / "ppm_pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    layout.dataset_path(1, "ppm_pairs").write_text("".join(json.dumps(p) + "\n" for p in pairs))
     (root / "bench.json").write_text(
         json.dumps(
             [

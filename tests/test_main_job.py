@@ -16,8 +16,7 @@ from mlflow import MlflowClient
 
 from rstar.config import load_profile
 from rstar.evolve.models import tracking_for
-from rstar.evolve.report import completed_rounds
-from rstar.store import Catalog, StoreLayout
+from rstar.store import Catalog, StoreLayout, finished_rounds
 from rstar.tracking import activate, round_alias
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +63,7 @@ def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path):
     ]
     assert table in done.stdout or "table written to" in done.stdout
 
-    rounds = completed_rounds(StoreLayout.for_run(tmp_path))
+    rounds = finished_rounds(StoreLayout.for_run(tmp_path))
     assert sorted(rounds) == [0, 1, 2, 3, 4]
     for number in (1, 2, 3, 4):
         assert rounds[number].keys() >= ROUND_METRICS, number

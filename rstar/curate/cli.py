@@ -5,21 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from rstar.config import ProfileError, load_profile
+from rstar.config import with_overrides
+from rstar.console import console, fail, profile_or_exit
 
 curate_app = typer.Typer(
     help="Training data: a round's SFT rows and PPM pairs; import the authors' released data.",
     no_args_is_help=True,
 )
-console = Console()
-
-
-def _fail(message: object) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(2)
 
 
 @curate_app.command()
@@ -41,25 +35,23 @@ def export(
     from rstar.curate.export import export_round
     from rstar.store import Catalog, StoreLayout
 
+    prof = profile_or_exit(profile, run_dir)
     try:
-        prof = load_profile(profile, run_dir)
-        updates = {
-            "min_q_margin": min_q_margin,
-            "min_edit_distance": min_edit_distance,
-            "sft_per_problem": sft_per_problem,
-        }
-        config = prof.curate.model_validate(
-            {**prof.curate.model_dump(), **{k: v for k, v in updates.items() if v is not None}}
+        config = with_overrides(
+            prof.curate,
+            min_q_margin=min_q_margin,
+            min_edit_distance=min_edit_distance,
+            sft_per_problem=sft_per_problem,
         )
-    except (ProfileError, ValidationError) as exc:
-        raise _fail(exc) from exc
+    except ValidationError as exc:
+        raise fail(exc) from exc
     layout = StoreLayout.for_run(prof.run_dir)
     if not layout.catalog_path.is_file():
-        raise _fail(f"no store at {layout.root}: run a round's search first (or give --run-dir)")
+        raise fail(f"no store at {layout.root}: run a round's search first (or give --run-dir)")
     with Catalog(layout) as catalog:
         buckets = difficulty_counts(catalog, round)
         if not sum(buckets.values()):
-            raise _fail(f"round {round} has no search trees in {layout.root}: nothing to curate")
+            raise fail(f"round {round} has no search trees in {layout.root}: nothing to curate")
         exported = export_round(catalog, round, config)
     table = Table(title=f"round {round}", show_header=False)
     for bucket, count in buckets.items():
@@ -83,21 +75,21 @@ def import_release(
     try:
         first = next(iter(iter_records(source)), None)
     except SourceError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     fields = set(first.value) if first is not None and isinstance(first.value, dict) else set()
     if {"query", "response"} <= fields:
         kind, read = "sft", read_release_sft
     elif {"prompt", "pos", "neg"} <= fields:
         kind, read = "ppm", read_release_pairs
     else:
-        raise _fail(
+        raise fail(
             f"{source}: the first record has fields {sorted(fields)}; released SFT data has "
             "query/response, released PPM data prompt/pos/neg/pos_count/neg_count"
         )
     try:
         rows = read(source)
     except ValueError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     write_json(rows, out)
     console.print(f"{len(rows)} {kind} rows -> {out}")
     console.print(f"train on them: rstar train {kind} --data {out} --init <model> --out <dir>")

@@ -56,7 +56,7 @@ class RoundExport:
 def export_rows(catalog: Catalog, round: int, name: str, kind: str, rows: pa.Table) -> Path:
     """Write ``rows`` to ``<store>/datasets/round=R/<name>.jsonl`` and register the file in
     the catalog's ``datasets`` table (a rerun replaces both)."""
-    path = write_json(rows, catalog.layout.datasets_dir / f"round={round}" / f"{name}.jsonl")
+    path = write_json(rows, catalog.layout.dataset_path(round, name))
     catalog.register_dataset(
         f"round{round}/{name}", kind=kind, path=path, num_rows=len(rows), round=round
     )

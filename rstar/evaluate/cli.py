@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from rstar.config import ModelConfig, ProfileError, load_profile
+from rstar.config import with_overrides
+from rstar.console import console, fail, profile_or_exit
 from rstar.tracking import Tracking
-
-console = Console()
 
 
 def eval_command(
@@ -39,37 +37,30 @@ def eval_command(
 ) -> None:
     """Evaluate on a benchmark: accuracy per method (and level), the test-time scaling curve."""
     from rstar.evaluate.benchmarks import load_benchmark
-    from rstar.evaluate.pipeline import SCALING_FILE, run_evaluation
+    from rstar.evaluate.pipeline import SCALING_FILE, SUMMARY_FILE, run_evaluation
     from rstar.evaluate.runner import MissingPPMError
     from rstar.store import StoreLayout
     from rstar.toy.config import ToyConfig
 
+    prof = profile_or_exit(profile)
     try:
-        prof = load_profile(profile)
-        updates = {
-            "methods": tuple(method) if method else None,
-            "trajectories": trajectories,
-            "scaling": None if scaling is None else _budgets(scaling),
-            "max_problems": max_problems,
-            "num_threads": threads,
-        }
-        base = prof.eval
-        config = type(base).model_validate(
-            {**base.model_dump(), **{k: v for k, v in updates.items() if v is not None}}
+        config = with_overrides(
+            prof.eval,
+            methods=tuple(method) if method else None,
+            trajectories=trajectories,
+            scaling=None if scaling is None else _budgets(scaling),
+            max_problems=max_problems,
+            num_threads=threads,
         )
         world = ToyConfig.model_validate(prof.toy or {}).world
         bench = load_benchmark(benchmark, world=world, toy_per_level=config.toy_per_level)
-        policy_entry = prof.policy.model_copy(update={"path": str(policy)}) if policy else None
-        policy_entry = policy_entry or prof.policy
+        policy_entry = prof.policy.at(policy) if policy else prof.policy
         policy_entry.local_path()
-        ppm_entry = (
-            ModelConfig(path=str(ppm), batch_size=prof.policy.batch_size) if ppm else prof.ppm
-        )
+        ppm_entry = prof.ppm_at(ppm) if ppm else prof.ppm
         if ppm_entry is not None:
             ppm_entry.local_path()
-    except (ProfileError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    except ValueError as exc:  # ProfileError and pydantic's ValidationError among them
+        raise fail(exc) from exc
     out = out or Path(prof.run_dir) / "eval" / f"round-{round}" / bench.name
     console.print(
         f"evaluating {policy_entry.path}"
@@ -92,12 +83,11 @@ def eval_command(
             tracking=Tracking.for_profile(prof) if track else None,
         )
     except MissingPPMError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(exc) from exc
     _print_summary(report)
     if report.scaling is not None:
         console.print(f"scaling curve: {out / SCALING_FILE}")
-    console.print(f"summary: {out / 'summary.json'}")
+    console.print(f"summary: {out / SUMMARY_FILE}")
 
 
 def _budgets(text: str) -> tuple[int, ...]:

@@ -121,6 +121,7 @@ def method_result(searches: Searches, benchmark: str, method_name: str, k: int) 
     rows = []
     for problem, ends in zip(searches.problems, terminals, strict=True):
         chosen = method.choose(ends)
+        answered = answer_trajectories(ends)
         rows.append(
             ProblemResult(
                 problem_id=problem.problem_id,
@@ -128,8 +129,8 @@ def method_result(searches: Searches, benchmark: str, method_name: str, k: int) 
                 prediction=chosen.answer if chosen is not None else None,
                 correct=bool(chosen is not None and chosen.correct),
                 score=chosen.ppm_score if chosen is not None else None,
-                answers=len(answer_trajectories(ends)),
-                reached=any(node.correct for node in answer_trajectories(ends)),
+                answers=len(answered),
+                reached=any(node.correct for node in answered),
             )
         )
     return MethodResult(benchmark, method.name, k, method.label(k), tuple(rows), round(seconds, 2))
@@ -150,7 +151,8 @@ def evaluate_problems(
     ``search`` sizes the searches (its ``candidates`` replaced by ``config.candidates``
     when set); without ``ppm`` only methods that need none may be asked for.
     """
-    needing = sorted(m for m in {*config.methods, *config.curve_methods()} if METHODS[m].needs_ppm)
+    curve_methods = config.curve_methods()
+    needing = sorted(m for m in {*config.methods, *curve_methods} if METHODS[m].needs_ppm)
     if ppm is None and needing:
         raise MissingPPMError(
             f"method(s) {needing} choose answers with the PPM, but no PPM was given "
@@ -159,7 +161,6 @@ def evaluate_problems(
     if config.candidates is not None:
         search = search.model_copy(update={"candidates": config.candidates})
     searches = Searches(problems, policy, sandbox, search, ppm=ppm, progress=progress)
-    curve_methods = config.curve_methods()
     samples = [config.trajectories for m in config.methods if METHODS[m].search == SAMPLE]
     samples += [k for m in curve_methods if METHODS[m].search == SAMPLE for k in config.scaling]
     if samples:  # one sampling run serves every smaller budget

@@ -11,10 +11,9 @@ explicitly.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from rstar.config import ModelConfig, Profile
-from rstar.store import Catalog, StoreLayout
+from rstar.store import StoreLayout, finished_rounds
 from rstar.tracking import POLICY_MODEL, PPM_MODEL, Tracking, checkpoint_path, round_alias
 
 
@@ -45,23 +44,6 @@ def tracking_for(profile: Profile) -> Tracking:
     return replace(Tracking.for_profile(profile), experiment=profile.evolve.experiment)
 
 
-def round_completed(store: StoreLayout, round: int) -> bool:
-    """Whether the catalog records ``round`` as finished."""
-    if not store.catalog_path.exists():
-        return False
-    with Catalog(store) as catalog:
-        rows = catalog.sql(
-            "SELECT finished_at FROM rounds WHERE round = $round", {"round": round}
-        ).to_pylist()
-    return bool(rows) and rows[0]["finished_at"] is not None
-
-
-def with_path(template: ModelConfig | None, path: str | Path, like: ModelConfig) -> ModelConfig:
-    """A model config for ``path``: ``template``'s backend and settings, else ``like``'s."""
-    base = template or ModelConfig(backend="transformers", path=str(path), device=like.device)
-    return base.model_copy(update={"path": str(path), "create_with": None})
-
-
 def round_models(
     profile: Profile,
     round: int,
@@ -75,7 +57,7 @@ def round_models(
     if round == 1:
         searcher = profile.teacher or profile.policy
         if policy:
-            searcher = with_path(profile.policy, policy, profile.policy)
+            searcher = profile.policy.at(policy)
         return RoundModels(searcher, None, base, None)
     needs_ppm = settings.values == "ppm"
     if policy is None or (needs_ppm and ppm is None):
@@ -85,14 +67,14 @@ def round_models(
         policy = policy or str(checkpoint_path(tracking, POLICY_MODEL, alias))
         if needs_ppm and ppm is None:
             ppm = str(checkpoint_path(tracking, PPM_MODEL, alias))
-    searcher = with_path(profile.policy, policy, profile.policy)
-    scorer = with_path(profile.ppm, ppm, profile.policy) if needs_ppm and ppm else None
+    searcher = profile.policy.at(policy)
+    scorer = profile.ppm_at(ppm) if needs_ppm and ppm else None
     return RoundModels(searcher, scorer, base, policy)
 
 
 def _require_previous(profile: Profile, round: int) -> None:
     previous = round - 1
-    if not round_completed(StoreLayout.for_run(profile.run_dir), previous):
+    if previous not in finished_rounds(StoreLayout.for_run(profile.run_dir)):
         raise RoundNotReadyError(
             f"round {round} needs round {previous} to have completed in {profile.run_dir}, "
             f"and it has not. Run round {previous} first (`prefect deployment run "

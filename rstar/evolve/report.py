@@ -8,12 +8,11 @@ Metric names (the MLflow compare view lines rounds up by them):
                                       none correct (after the extra search)
     trajectories, correct_trajectories, sft_rows, pairs
     sft/final_loss, ppm/pair_accuracy
-    eval/{benchmark}/{method}/accuracy, eval/{benchmark}/{method}/level_L/accuracy
+    eval/{benchmark}/{method}/accuracy, .../pass_at_k, .../level_L/accuracy
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,8 +59,9 @@ def round_metrics(
     sft, pairs = stage_results["sft"], stage_results["pairs"]
     policy, ppm = stage_results["policy"], stage_results["ppm"]
     metrics |= {"sft_rows": sft["rows"], "pairs": pairs["rows"]}
-    metrics |= {k: v for k, v in policy.items() if k == "sft/final_loss"}
-    metrics |= {k: v for k, v in ppm.items() if k == "ppm/pair_accuracy"}
+    for stage, name in ((policy, "sft/final_loss"), (ppm, "ppm/pair_accuracy")):
+        if name in stage:  # no pair accuracy without held-out pairs
+            metrics[name] = stage[name]
     metrics |= stage_results["greedy"] | stage_results["search"]
     return {k: float(v) for k, v in metrics.items()}
 
@@ -114,17 +114,6 @@ def summary_plot(metrics: Mapping[str, float], round: int, path: Path) -> Path:
     figure.tight_layout()
     figure.savefig(path, format="png")
     return path
-
-
-def completed_rounds(store: StoreLayout) -> dict[int, dict[str, float]]:
-    """Metrics of every completed round in the catalog, by round."""
-    if not store.catalog_path.exists():
-        return {}
-    with Catalog(store) as catalog:
-        rows = catalog.sql(
-            "SELECT round, metrics FROM rounds WHERE finished_at IS NOT NULL ORDER BY round"
-        ).to_pylist()
-    return {row["round"]: json.loads(row["metrics"] or "{}") for row in rows}
 
 
 def _pct(value: float | None) -> str:

@@ -20,12 +20,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from rstar.config import ModelConfig, Profile, load_profile
+from rstar.config import Profile, load_profile
 from rstar.curate import difficulty_counts, select_pairs, select_sft
 from rstar.curate.export import export_rows
 from rstar.evaluate.benchmarks import Benchmark, load_benchmark
 from rstar.evaluate.config import EvalConfig
-from rstar.evaluate.pipeline import run_evaluation
+from rstar.evaluate.pipeline import report_metrics, run_evaluation
 from rstar.evolve.models import RoundModels, tracking_for
 from rstar.evolve.paths import RoundPaths
 from rstar.evolve.problems import (
@@ -247,26 +247,19 @@ def benchmark(
 ) -> dict[str, float]:
     """Greedy pass@1 (``searches=False``), or the budgeted methods (MCTS + PPM choosing
     among k trajectories...), on each of the round's benchmarks. Round 0 is the base
-    policy. Results go to the store; returns the accuracies by metric name."""
+    policy. Results go to the store; returns the accuracies (overall, pass@k, per level)
+    under the names of ``rstar.evaluate.pipeline.report_metrics``."""
     settings = prof.evolve.evaluation
     paths = RoundPaths(prof.run_dir, round)
-    policy = prof.policy.model_copy(update={"path": policy_path, "create_with": None})
-    ppm = ModelConfig(path=ppm_path, device=prof.policy.device) if ppm_path else None
-    if searches:
-        config = EvalConfig(
-            methods=settings.search_methods,
-            trajectories=settings.trajectories,
-            scaling=settings.scaling,
-            max_problems=settings.max_problems,
-            num_threads=prof.evolve.search_threads,
-        )
-    else:
-        config = EvalConfig(
-            methods=("greedy",),
-            scaling=(),
-            max_problems=settings.max_problems,
-            num_threads=prof.evolve.search_threads,
-        )
+    policy = prof.policy.at(policy_path)
+    ppm = prof.ppm_at(ppm_path) if ppm_path else None
+    config = EvalConfig(
+        methods=settings.search_methods if searches else ("greedy",),
+        trajectories=settings.trajectories,
+        scaling=settings.scaling if searches else (),
+        max_problems=settings.max_problems,
+        num_threads=prof.evolve.search_threads,
+    )
     metrics: dict[str, float] = {}
     for name in settings.benchmarks:
         bench = _benchmark(prof, name, settings.search_per_level if searches else None)
@@ -284,11 +277,7 @@ def benchmark(
                 tracking=tracking_for(prof),
                 progress=progress,
             )
-        for result in report.results:
-            prefix = f"eval/{bench.name}/{result.method}"
-            metrics[f"{prefix}/accuracy"] = result.accuracy
-            for level, (n, correct) in result.by_level().items():
-                metrics[f"{prefix}/level_{level}/accuracy"] = correct / n
+        metrics |= {name: v for (name, step), v in report_metrics(report).items() if step is None}
     return metrics
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from rstar.config import Profile, ProfileError, load_profile
+from rstar.console import console, fail, profile_or_exit
 from rstar.problems.formats import FORMATS
 from rstar.problems.loading import LoadResult, ProblemSource, load_problems
 from rstar.problems.readers import SourceError
@@ -17,7 +16,6 @@ problems_app = typer.Typer(
     help="Math problems in: load files into the run's store, synthesize new ones.",
     no_args_is_help=True,
 )
-console = Console()
 
 PROFILE = typer.Option("tiny", help="profile name or .yaml path (its run_dir holds the store)")
 RUN_DIR = typer.Option(None, help="run directory (default: the profile's)")
@@ -30,18 +28,6 @@ NO_DECONTAMINATE = typer.Option(False, "--no-decontaminate", help="keep benchmar
 NGRAM = typer.Option(13, min=1, help="n of the n-gram overlap test")
 
 
-def _fail(message: object) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(2)
-
-
-def _profile(profile: str, run_dir: Path | None) -> Profile:
-    try:
-        return load_profile(profile, run_dir)
-    except ProfileError as exc:
-        raise _fail(exc) from exc
-
-
 def _load(
     sources: list[ProblemSource], decontaminate: list[str] | None, off: bool, ngram: int
 ) -> LoadResult:
@@ -52,7 +38,7 @@ def _load(
     try:
         return load_problems(sources, decontaminator=decontaminator(chosen, ngram))
     except (SourceError, ValueError) as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
 
 
 def _report(loaded: LoadResult, new: int) -> None:
@@ -93,7 +79,7 @@ def load(
     a benchmark's question) go to table `rejects` with their file, line and reason."""
     from rstar.store import Catalog, StoreLayout
 
-    prof = _profile(profile, run_dir)
+    prof = profile_or_exit(profile, run_dir)
     loaded = _load(
         [ProblemSource(s, format=format, split=split) for s in sources],
         decontaminate,
@@ -144,7 +130,7 @@ def synthesize(
     from rstar.problems.synthesis import synthesize as run_synthesis
     from rstar.store import Catalog, StoreLayout
 
-    prof = _profile(profile, run_dir)
+    prof = profile_or_exit(profile, run_dir)
     loaded = _load([ProblemSource(s) for s in seeds], decontaminate, no_decontaminate, ngram)
     try:
         prompts = {"problem_prompt": problem_prompt, "solve_prompt": solve_prompt}
@@ -156,7 +142,7 @@ def synthesize(
         )
         backend = OpenAIBackend(base_url, model, api=api)  # type: ignore[arg-type]
     except ValueError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     layout = StoreLayout.for_run(prof.run_dir)
     with backend:
         result = run_synthesis(loaded.problems, backend, layout, config)

@@ -7,7 +7,7 @@
 - ``StoreLayout``: where the files live; schemas in ``rstar.store.schema``.
 """
 
-from rstar.store.catalog import Catalog, CatalogLockedError
+from rstar.store.catalog import Catalog, CatalogLockedError, finished_rounds
 from rstar.store.layout import StoreLayout, atomic_write
 from rstar.store.schema import (
     EVAL,
@@ -45,5 +45,6 @@ __all__ = [
     "ShardInfo",
     "StoreLayout",
     "atomic_write",
+    "finished_rounds",
     "write_shard",
 ]

@@ -284,6 +284,18 @@ class Catalog:
         return self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
+def finished_rounds(store: StoreLayout) -> dict[int, dict[str, float]]:
+    """The metrics of every round the catalog records as finished, by round ({} while the
+    store has no catalog: none is created)."""
+    if not store.catalog_path.exists():
+        return {}
+    with Catalog(store) as catalog:
+        rows = catalog.sql(
+            "SELECT round, metrics FROM rounds WHERE finished_at IS NOT NULL ORDER BY round"
+        ).to_pylist()
+    return {row["round"]: json.loads(row["metrics"] or "{}") for row in rows}
+
+
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     missing = [name for name in schema.names if name not in table.column_names]
     if missing:

@@ -69,6 +69,10 @@ class StoreLayout:
     def datasets_dir(self) -> Path:
         return self.root / DATASETS
 
+    def dataset_path(self, round: int, name: str) -> Path:
+        """Where a round's exported training rows ``name`` (``sft``, ``ppm_pairs``) live."""
+        return self.datasets_dir / f"round={round}" / f"{name}.jsonl"
+
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary path beside ``path``, fsync it, rename it to ``path``.

@@ -6,14 +6,12 @@ from pathlib import Path
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
-from rstar.config import ProfileError, load_profile
+from rstar.console import console, fail, profile_or_exit
 from rstar.toy.config import ToyConfig
 
 toy_app = typer.Typer(help="The embedded toy world and its tiny base policy.", no_args_is_help=True)
-console = Console()
 
 PROFILE_HELP = "profile whose `toy:` section configures the world and the bootstrap"
 
@@ -21,13 +19,9 @@ PROFILE_HELP = "profile whose `toy:` section configures the world and the bootst
 def _toy_config(profile: str) -> ToyConfig:
     """The profile's ``toy:`` section (defaults where it has none), or exit with the error."""
     try:
-        return ToyConfig.model_validate(load_profile(profile).toy or {})
-    except ProfileError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        return ToyConfig.model_validate(profile_or_exit(profile).toy or {})
     except ValidationError as exc:
-        console.print(f"[red]error:[/red] profile {profile!r}, section toy: {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(f"profile {profile!r}, section toy: {exc}") from exc
 
 
 @toy_app.command()

@@ -11,33 +11,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from rstar.config import Profile, ProfileError, load_profile
+from rstar.config import Profile, with_overrides
+from rstar.console import console, fail, profile_or_exit
 from rstar.evolve.paths import RoundPaths
 from rstar.tracking import Tracking
 
 train_app = typer.Typer(
     help="Train the policy (SFT) and the process preference model.", no_args_is_help=True
 )
-console = Console()
 
 
 def _resolve(value: Path | None, default: Path | None, what: str) -> Path:
     if value is not None:
         return value
     if default is None:
-        console.print(f"[red]error:[/red] give --{what}, or --round to use the default path")
-        raise typer.Exit(2)
+        raise fail(f"give --{what}, or --round to use the default path")
     return default
-
-
-def _load(profile: str) -> Profile:
-    try:
-        return load_profile(profile)
-    except ProfileError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
 
 
 def _dataset(profile: Profile, round: int | None, name: str) -> Path | None:
@@ -45,7 +35,7 @@ def _dataset(profile: Profile, round: int | None, name: str) -> Path | None:
 
     if round is None:
         return None
-    return StoreLayout.for_run(profile.run_dir).datasets_dir / f"round={round}" / name
+    return StoreLayout.for_run(profile.run_dir).dataset_path(round, name)
 
 
 PROFILE = typer.Option("tiny", help="profile name or .yaml path")
@@ -69,11 +59,11 @@ def sft(
     """Fine-tune the policy on a round's SFT rows (completion-only loss)."""
     from rstar.train.sft import policy_init, train_policy
 
-    prof = _load(profile)
-    config = _with(prof.train.policy, max_steps, threads)
+    prof = profile_or_exit(profile)
+    config = with_overrides(prof.train.policy, max_steps=max_steps, num_threads=threads)
     previous = RoundPaths(prof.run_dir, round - 1).policy if round and round > 1 else None
     start = init or policy_init(config, prof.policy.path, previous)
-    data = _resolve(data, _dataset(prof, round, "sft.jsonl"), "data")
+    data = _resolve(data, _dataset(prof, round, "sft"), "data")
     out = _resolve(out, RoundPaths(prof.run_dir, round).policy if round else None, "out")
     console.print(f"SFT of {start} on {data} -> {out}")
     result = train_policy(data, start, out, config, round=round, tracking=_tracking(prof, track))
@@ -99,10 +89,10 @@ def ppm(
     """Train the PPM on a round's preference pairs; reports held-out pair accuracy."""
     from rstar.train.ppm import train_ppm
 
-    prof = _load(profile)
-    config = _with(prof.train.ppm, max_steps, threads)
+    prof = profile_or_exit(profile)
+    config = with_overrides(prof.train.ppm, max_steps=max_steps, num_threads=threads)
     start = _resolve(init, RoundPaths(prof.run_dir, round).policy if round else None, "init")
-    data = _resolve(data, _dataset(prof, round, "ppm_pairs.jsonl"), "data")
+    data = _resolve(data, _dataset(prof, round, "ppm_pairs"), "data")
     out = _resolve(out, RoundPaths(prof.run_dir, round).ppm if round else None, "out")
     console.print(f"PPM from {start} on {data} -> {out}")
     result = train_ppm(data, start, out, config, round=round, tracking=_tracking(prof, track))
@@ -118,13 +108,6 @@ def ppm(
         )
         + (f", registered ppm v{result.model_version}" if result.model_version else "")
     )
-
-
-def _with(config, max_steps: int | None, threads: int | None):
-    """``config`` with the command-line overrides, validated."""
-    updates = {"max_steps": max_steps, "num_threads": threads}
-    changed = {k: v for k, v in updates.items() if v is not None}
-    return type(config).model_validate({**config.model_dump(), **changed})
 
 
 def _tracking(profile: Profile, track: bool) -> Tracking | None:
