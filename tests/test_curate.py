@@ -154,13 +154,15 @@ def test_difficulty_and_hard_list_after_search(catalog):
         {"problem_id": "p3", "num_trajectories": 1, "num_correct": 0, "difficulty": "hard"},
         {"problem_id": "p4", "num_trajectories": 0, "num_correct": 0, "difficulty": "hard"},
     ]
-    assert hard_problems(catalog, 1) == ["p3", "p4"]
+    hard = hard_problems(catalog, 1)
+    assert hard["problem_id"].to_pylist() == ["p3", "p4"]
+    assert hard["question"].to_pylist() == [Q3, Q4] and hard["answer"].to_pylist() == ["6", "8"]
     assert coverage(catalog) == {1: 0.5}
 
 
 def test_extra_rollouts_count_towards_the_round(catalog):
     add_extra_rollouts(catalog)
-    assert hard_problems(catalog, 1) == ["p4"]
+    assert hard_problems(catalog, 1)["problem_id"].to_pylist() == ["p4"]
     assert coverage(catalog) == {1: 0.75}
     p3 = difficulty(catalog, 1).filter(pa.compute.equal(difficulty(catalog, 1)["problem_id"], "p3"))
     assert p3.to_pylist()[0]["difficulty"] == "medium"

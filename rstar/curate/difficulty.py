@@ -30,14 +30,14 @@ def difficulty_counts(catalog: Catalog, round: int) -> dict[str, int]:
     return counts
 
 
-def hard_problems(catalog: Catalog, round: int) -> list[str]:
-    """Ids of the problems of ``round`` with no correct trajectory (extra-rollout input)."""
-    table = catalog.sql(
-        "SELECT problem_id FROM problem_summary WHERE round = $round AND difficulty = 'hard' "
-        "ORDER BY problem_id",
+def hard_problems(catalog: Catalog, round: int) -> pa.Table:
+    """The problems (``PROBLEM_SCHEMA`` rows, by id) of ``round`` with no correct trajectory:
+    the input of the round's extra search."""
+    return catalog.sql(
+        "SELECT p.* FROM problems p JOIN problem_summary s USING (problem_id) "
+        "WHERE s.round = $round AND s.difficulty = 'hard' ORDER BY problem_id",
         {"round": round},
     )
-    return table["problem_id"].to_pylist()
 
 
 def coverage(catalog: Catalog) -> dict[int, float]:

@@ -146,7 +146,6 @@ def rounds_table(rounds: Mapping[int, Mapping[str, float]]) -> Table:
         table.add_column(column, justify="right")
     for number, m in rounds.items():
         series = accuracy_series(m)
-        search_name = next((name for name in series if name != "greedy"), None)
         searched = "coverage" in m
         table.add_row(
             str(number) if number else "0 (base)",
@@ -154,8 +153,8 @@ def rounds_table(rounds: Mapping[int, Mapping[str, float]]) -> Table:
             "/".join(_pct(m.get(f"difficulty/{d}")) for d in DIFFICULTIES) if searched else "-",
             _by_level(series.get("greedy", {}), levels),
             _pct(m.get("eval/toy/greedy/accuracy")),
-            _by_level(series.get(search_name, {}), levels),
-            _pct(m.get(f"eval/toy/{search_name}/accuracy")),
+            _by_level(series.get("mcts", {}), levels),  # other budgeted methods: not shown
+            _pct(m.get("eval/toy/mcts/accuracy")),
             f"{m['sft_rows']:.0f}" if "sft_rows" in m else "-",
             f"{m['pairs']:.0f}" if "pairs" in m else "-",
             _pct(m.get("ppm/pair_accuracy")),

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from rstar.config import Profile, load_profile
-from rstar.curate import difficulty_counts, select_pairs, select_sft
+from rstar.curate import difficulty_counts, hard_problems, select_pairs, select_sft
 from rstar.curate.export import export_rows
 from rstar.evaluate.benchmarks import Benchmark, load_benchmark
 from rstar.evaluate.config import EvalConfig
@@ -165,11 +165,7 @@ def bucket(prof: Profile, round: int) -> dict[str, int]:
     paths = RoundPaths(prof.run_dir, round)
     with Catalog(paths.store) as catalog:
         counts = difficulty_counts(catalog, round)
-        hard = catalog.sql(
-            "SELECT p.* FROM problems p JOIN problem_summary s USING (problem_id) "
-            "WHERE s.round = $round AND s.difficulty = 'hard' ORDER BY problem_id",
-            {"round": round},
-        )
+        hard = hard_problems(catalog, round)
     extra = prof.evolve.round(round).extra_rollouts
     shards = 0
     if extra and len(hard):
