@@ -1,6 +1,6 @@
 """Answer pairs per second of ``rstar.grading.is_equivalent`` against plain math-verify.
 
-Two workloads built from the shared benchmarks' gold answers:
+Two workloads built from the shipped benchmarks' gold answers:
 
 * numeric: every GSM8K gold against itself, against itself written differently
   (``\\$1,000.00`` style) and against a wrong number, the typical grading load;
@@ -17,25 +17,20 @@ The baseline is what one would write without ``rstar.grading``: ``math_verify.pa
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from math_verify import parse, verify
 
+from rstar.evaluate.benchmarks import load_benchmark
 from rstar.grading import is_equivalent, normalize_answer
 from rstar.grading.normalize import fast_verdict
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-
 
 def _answers(name: str) -> list[str]:
-    return [
-        row["answer"] for row in json.loads((SHARED / "benchmarks" / f"{name}.json").read_text())
-    ]
+    return [p.answer for p in load_benchmark(name).problems if p.answer is not None]
 
 
 def numeric_pairs() -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ from rstar import __version__
 from rstar.config import ProfileError, load_profile, profile_names
 from rstar.console import console, fail
 from rstar.curate.cli import curate_app
-from rstar.evaluate.cli import eval_command
+from rstar.evaluate.cli import benchmarks_command, eval_command
 from rstar.problems.cli import problems_app
 from rstar.stack import stack_app
 from rstar.toy.cli import toy_app
@@ -26,6 +26,7 @@ app.add_typer(train_app, name="train")
 app.add_typer(toy_app, name="toy")
 app.add_typer(stack_app, name="stack")
 app.command("eval")(eval_command)
+app.command("benchmarks")(benchmarks_command)
 
 
 @app.command()
@@ -36,7 +37,9 @@ def version() -> None:
 
 @app.command()
 def profile(
-    name: str = typer.Argument("tiny", help="profile name in configs/ or a .yaml path"),
+    name: str = typer.Argument(
+        "tiny", help="a shipped profile's name (`rstar profiles`) or a .yaml path"
+    ),
     check_models: bool = typer.Option(False, help="also check that model paths exist"),
 ) -> None:
     """Show a validated profile (all defaults filled in)."""

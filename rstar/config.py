@@ -1,4 +1,4 @@
-"""Typed run profiles loaded from ``configs/<name>.yaml``.
+"""Typed run profiles: the shipped ``rstar/profiles/<name>.yaml`` or a file of one's own.
 
 A profile says which models drive a run (and through which backend), how the search is
 sized, and how model-written code is sandboxed. ``tiny`` is the embedded CPU default that
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from rstar.sandbox import Sandbox
 
 BACKENDS = ("transformers", "vllm", "openai")
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"  # package data
 
 
 class ProfileError(ValueError):
@@ -164,8 +164,8 @@ class Profile(_Strict):
 
 
 def profile_names() -> list[str]:
-    """Names of the profiles shipped in ``configs/``."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    """Names of the profiles shipped with rstar (``rstar/profiles/``)."""
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
 def _expand(value: Any, run_dir: str) -> Any:
@@ -184,7 +184,7 @@ def _profile_file(name_or_path: str | Path) -> Path:
         if not candidate.is_file():
             raise ProfileError(f"profile file {candidate} does not exist")
         return candidate
-    shipped = CONFIG_DIR / f"{name_or_path}.yaml"
+    shipped = PROFILES_DIR / f"{name_or_path}.yaml"
     if shipped.is_file():
         return shipped
     raise ProfileError(
@@ -207,7 +207,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def load_profile(
     name_or_path: str | Path = "tiny", run_dir: str | Path | None = None, *, quick: bool = False
 ) -> Profile:
-    """Load and validate a profile by name (``configs/<name>.yaml``) or by file path.
+    """Load and validate a profile by name (``rstar/profiles/<name>.yaml``) or by file path.
 
     ``run_dir`` (or the ``RSTAR_RUN_DIR`` environment variable) overrides the profile's own.
     ``quick`` lays the profile's ``quick:`` mapping over it (a smaller run of the same

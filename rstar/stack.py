@@ -62,7 +62,6 @@ from rstar.console import console, fail
 from rstar.store.layout import atomic_write
 from rstar.tracking import Tracking
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
 SERVER, WORKER, MLFLOW = "prefect-server", "prefect-worker", "mlflow-ui"
 COMPONENTS = (SERVER, WORKER, MLFLOW)
 TITLES = {SERVER: "Prefect server", WORKER: "Prefect worker", MLFLOW: "MLflow UI"}
@@ -95,9 +94,10 @@ class StackConfig(BaseModel):
         description="PID files, logs and PREFECT_HOME; default <run_dir>/stack",
     )
     project_dir: Path = Field(
-        PROJECT_DIR,
+        Path("."),
         validate_default=True,
-        description="where `prefect deploy` looks for prefect.yaml (the repo root)",
+        description="where `prefect deploy` looks for prefect.yaml and the worker runs flows "
+        "from: the checkout the stack is started in (default: the current directory)",
     )
     worker_query_seconds: float = Field(
         5.0, gt=0, description="how often the worker polls for scheduled flow runs"

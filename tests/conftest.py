@@ -1,15 +1,15 @@
-"""Shared test fixtures: locating ../shared and keeping every test offline."""
+"""Shared test fixtures: the repository's test data, and keeping every test offline."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 
-import pytest
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = REPO_ROOT.parent / "shared"
+# The authors' released SFT and PPM examples (their data format), copied into the tests.
+RELEASE_DIR = REPO_ROOT / "tests" / "fixtures" / "rstar-release"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -18,11 +18,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # user's ~/.prefect; no telemetry (no internet here).
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rstar-test-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# A temporary server's first start (database creation) can outlast Prefect's default 20 s
+# wait on a loaded machine; flows run by tests and their subprocesses wait longer.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """The project's shared/ folder (benchmarks, fixtures, paper), beside the checkout."""
-    if not SHARED_DIR.is_dir():
-        pytest.fail(f"shared/ not found at {SHARED_DIR}: clone the repo with shared/ beside it")
-    return SHARED_DIR
+def shipped_rows(name: str) -> list[dict]:
+    """The records of a benchmark file shipped with rstar, as the file holds them."""
+    from rstar.evaluate.benchmarks import shipped_file
+
+    with shipped_file(name) as path:
+        return json.loads(path.read_text(encoding="utf-8"))

@@ -22,11 +22,12 @@ from rstar.curate import (
 from rstar.format import build_prompt, parse_trajectory
 from rstar.problems import problem_id
 from rstar.train.data import read_rows
+from tests.conftest import RELEASE_DIR
 
 
 @pytest.fixture
-def release(shared_dir):
-    return shared_dir / "fixtures" / "rstar-release"
+def release():
+    return RELEASE_DIR
 
 
 @pytest.mark.parametrize("suffix", [".json", ".jsonl"])

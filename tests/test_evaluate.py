@@ -9,7 +9,7 @@ import pytest
 from matplotlib.image import imread
 
 from rstar.config import SearchConfig
-from rstar.evaluate.benchmarks import Benchmark, benchmark_names, load_benchmark
+from rstar.evaluate.benchmarks import PAPER_BENCHMARKS, Benchmark, benchmark_names, load_benchmark
 from rstar.evaluate.config import EvalConfig
 from rstar.evaluate.pipeline import (
     eval_shard,
@@ -19,29 +19,35 @@ from rstar.evaluate.pipeline import (
 )
 from rstar.evaluate.results import EvalProblem
 from rstar.evaluate.runner import MissingPPMError, evaluate_problems
-from rstar.format import ASSISTANT_TAG, OUTPUT_END, USER_TAG
+from rstar.format import ASSISTANT_TAG, OUTPUT_END, USER_TAG, parse_step
+from rstar.grading import gold_answers, is_correct
 from rstar.models import Completion, GenerationParams
+from rstar.problems import problem_id
 from rstar.sandbox import Sandbox
 from rstar.store import StoreLayout
+from tests.conftest import shipped_rows
 from tests.scripted import ReplayBackend, ScriptedPPM
 
-BENCHMARK_FILES = ("math500", "gsm8k", "aime2024", "amc23")
+# Rows of each shipped benchmark without a usable gold answer (scored wrong, counted).
+UNSCORABLE = {
+    "gaokao2023en": {"missing answer": 2},
+    "omni_math": {"missing answer": 9, "unusable answer": 9},
+}
 
 
 class OracleBackend:
     """A policy that knows the gold answers: one final code step, then the boxed gold answer."""
 
-    def __init__(self, answers: dict[str, str]) -> None:
+    def __init__(self, answers: dict[str, str | None]) -> None:
         self.answers = answers
 
     def generate(self, prompts: list[str], params: GenerationParams) -> list[list[Completion]]:
         out = []
         for prompt in prompts:
             question = prompt.split(f"{USER_TAG}:\n", 1)[1].split(f"\n{ASSISTANT_TAG}", 1)[0]
+            gold = self.answers[question]
             if prompt.endswith(OUTPUT_END):
-                text = (
-                    f"\n<answer>The answer is \\boxed{{{self.answers[question]}}}.<end_of_answer>"
-                )
+                text = _oracle_answer(gold) if gold is not None else "\n<answer>?<end_of_answer>"
             else:
                 text = "<code>\n# Now print the final answer\nprint('done')\n<end_of_code>"
             out.append([Completion(text, text[-15:], False, 1)] * params.n)
@@ -54,19 +60,35 @@ def sandbox():
         yield box
 
 
-@pytest.mark.parametrize("name", BENCHMARK_FILES)
-def test_an_oracle_scores_every_problem_of_each_benchmark(name, shared_dir, sandbox):
-    bench = load_benchmark(name, directory=shared_dir / "benchmarks")
-    rows = json.loads((shared_dir / "benchmarks" / f"{name}.json").read_text())
-    assert len(bench.problems) == len(rows)
-    oracle = OracleBackend({p.question: p.answer for p in bench.problems})
+def _oracle_answer(gold: str) -> str:
+    return f"\n<answer>The answer is \\boxed{{{gold_answers(gold)[0]}}}.<end_of_answer>"
+
+
+@pytest.mark.parametrize("name", PAPER_BENCHMARKS)
+def test_an_oracle_scores_every_scorable_problem_of_each_benchmark(name, sandbox):
+    bench = load_benchmark(name)
+    assert len(bench.problems) == PAPER_BENCHMARKS[name].rows == len(shipped_rows(name))
+    assert dict(bench.unscorable_reasons()) == UNSCORABLE.get(name, {})
+    assert len({p.problem_id for p in bench.problems}) == len(bench.problems)
+    # Every row through the grading the evaluation applies: the answer step parsed as the
+    # search parses it, graded as grade_terminals grades it.
+    wrong = [
+        p.problem_id
+        for p in bench.problems
+        if p.answer is not None
+        and not is_correct(parse_step(_oracle_answer(p.answer)).answer, p.answer)
+    ]
+    assert wrong == []
+    # The whole pipeline (policy, sandbox, search, grading) on the first rows.
+    head = bench.head(40)
+    oracle = OracleBackend({p.question: p.answer for p in head.problems})
     config = EvalConfig(methods=("greedy",), scaling=())
     report = evaluate_problems(
-        name, bench.problems, oracle, sandbox, SearchConfig(), config, progress=False
+        name, head.problems, oracle, sandbox, SearchConfig(), config, progress=False
     )
     [greedy] = report.results
-    wrong = [r for r in greedy.results if not r.correct]
-    assert wrong == [] and greedy.accuracy == 1.0 and greedy.label == "greedy"
+    assert greedy.correct == head.scorable and len(greedy.results) == len(head.problems)
+    assert report.unscorable == len(head.problems) - head.scorable
     assert report.scaling is None
 
 
@@ -219,19 +241,24 @@ def test_methods_that_rank_with_the_ppm_need_one(sandbox):
         )
 
 
-def test_benchmarks_load_by_name_path_or_toy(shared_dir, tmp_path):
-    directory = shared_dir / "benchmarks"
-    assert benchmark_names(directory) == ["toy", "aime2024", "amc23", "gsm8k", "math500"]
+def test_benchmarks_load_by_name_path_or_toy(tmp_path):
+    assert benchmark_names() == ["toy", *PAPER_BENCHMARKS]
+    assert list(PAPER_BENCHMARKS) == [
+        "math", "math500", "aime2024", "amc23", "gsm8k",
+        "olympiadbench", "collegemath", "gaokao2023en", "omni_math",
+    ]  # fmt: skip
     path = tmp_path / "mine.jsonl"
     path.write_text(
         '{"question": "1+1?", "answer": "2", "level": "Level 3"}\n{"question": "no answer"}\n'
     )
-    mine = load_benchmark(path, directory=directory)
+    mine = load_benchmark(path)
     assert mine.name == "mine" and mine.problems == (
-        EvalProblem(mine.problems[0].problem_id, "1+1?", "2", 3),
+        EvalProblem(problem_id("1+1?"), "1+1?", "2", 3),
+        EvalProblem(problem_id("no answer"), "no answer", None, None),
     )
+    assert mine.scorable == 1 and dict(mine.unscorable_reasons()) == {"missing answer": 1}
     with pytest.raises(ValueError, match=r"unknown benchmark 'math5000'.*math500"):
-        load_benchmark("math5000", directory=directory)
+        load_benchmark("math5000")
     toy = load_benchmark("toy", toy_per_level=3)
     assert [p.level for p in toy.problems] == [lv for lv in range(1, 7) for _ in range(3)]
     assert all(p.problem_id.startswith("toy-") for p in toy.problems)

@@ -129,3 +129,49 @@ def test_clear_errors_exit_with_code_2(run_dir):
         "--no-store",
     )
     assert code == 2 and "no PPM was given" in out
+
+
+def test_benchmarks_lists_the_papers_nine_with_their_sizes():
+    code, out = invoke("benchmarks")
+    assert code == 0, out
+    for name, rows, scorable in [
+        ("math", 5000, 5000),
+        ("math500", 500, 500),
+        ("aime2024", 30, 30),
+        ("amc23", 40, 40),
+        ("gsm8k", 1319, 1319),
+        ("olympiadbench", 675, 675),
+        ("collegemath", 2818, 2818),
+        ("gaokao2023en", 385, 383),
+        ("omni_math", 4428, 4410),
+    ]:
+        assert f"│ {name} │ {rows} │ {scorable} │" in out
+
+
+def test_eval_takes_a_shipped_benchmark_by_name(run_dir):
+    code, out = invoke(
+        "eval", "--benchmark", "aime2024", "--method", "greedy", "--max-problems", "2",
+        "--threads", "1", "--no-track", "--no-store",
+    )  # fmt: skip
+    assert code == 0, out
+    summary = json.loads((run_dir / "eval" / "round-0" / "aime2024" / "summary.json").read_text())
+    assert (summary["benchmark"], summary["problems"], summary["unscorable"]) == ("aime2024", 2, 0)
+
+
+def test_eval_reads_columns_of_ones_own_and_counts_rows_without_a_gold(run_dir, tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text("task,gold\nWhat is 2 plus 3?,5\nWhat is 9 plus 1?,\n")
+    code, out = invoke("eval", "--benchmark", str(path), "--method", "greedy", "--no-track")
+    assert code == 2 and "columns found, ['gold', 'task']" in out and "--answer-column" in out
+    code, out = invoke(
+        "eval", "--benchmark", str(path), "--question-column", "task", "--answer-column", "gold",
+        "--method", "greedy", "--threads", "1", "--no-track",
+    )  # fmt: skip
+    assert code == 0, out
+    assert "1 of 2 problems have no usable gold answer and count as wrong" in out
+    summary = json.loads((run_dir / "eval" / "round-0" / "mine" / "summary.json").read_text())
+    assert (summary["problems"], summary["unscorable"]) == (2, 1)
+    con = duckdb.connect(str(StoreLayout.for_run(run_dir).catalog_path), read_only=True)
+    rejects = con.sql("SELECT row, line, reason FROM rejects WHERE source = 'mine'").fetchall()
+    con.close()
+    assert rejects == [(1, 3, "missing answer: column 'gold'")]

@@ -16,6 +16,7 @@ from rstar.evolve.paths import RoundPaths
 from rstar.evolve.problems import source_problems
 from rstar.evolve.stages import prepare_round
 from rstar.store import Catalog, StoreLayout
+from tests.conftest import shipped_rows
 
 
 def test_defaults_are_the_papers_rounds():
@@ -101,11 +102,8 @@ def test_explicit_checkpoints_need_no_previous_round(tmp_path):
     assert round_models(prof, 2, policy="/ckpt/policy", ppm="/ckpt/ppm").ppm is None
 
 
-def test_a_round_from_problem_files_leaves_out_bad_rows_and_benchmark_questions(
-    tmp_path, shared_dir
-):
-    math500 = json.loads((shared_dir / "benchmarks" / "math500.json").read_text())
-    gsm8k = json.loads((shared_dir / "benchmarks" / "gsm8k.json").read_text())
+def test_a_round_from_problem_files_leaves_out_bad_rows_and_benchmark_questions(tmp_path):
+    math500, gsm8k = shipped_rows("math500"), shipped_rows("gsm8k")
     # gsm8k #0 with a new first sentence: its long tail overlaps in 13-grams
     paraphrase = "Consider this farm story. " + gsm8k[0]["question"]
     lines = [
@@ -146,11 +144,28 @@ def test_a_round_from_problem_files_leaves_out_bad_rows_and_benchmark_questions(
     assert pq.read_table(RoundPaths(tmp_path, 1).problems).num_rows == 2
 
 
-def test_decontamination_can_be_turned_off(tmp_path, shared_dir):
-    math500 = json.loads((shared_dir / "benchmarks" / "math500.json").read_text())
+def test_decontamination_can_be_turned_off(tmp_path):
+    math500 = shipped_rows("math500")
     data = tmp_path / "p.json"
     data.write_text(json.dumps([{"question": math500[0]["question"], "answer": "1"}]))
     problems = {"source": "files", "files": [str(data)], "decontaminate": []}
     prof = load_profile(_profile(tmp_path, evolve={"problems": problems}))
     assert prof.evolve.decontamination_benchmarks() == ()
     assert source_problems(prof, progress=False).problems.num_rows == 1
+
+
+def test_rounds_evaluate_on_and_decontaminate_against_every_shipped_benchmark(tmp_path):
+    names = [
+        "math", "math500", "aime2024", "amc23", "gsm8k",
+        "olympiadbench", "collegemath", "gaokao2023en", "omni_math",
+    ]  # fmt: skip
+    copies = [shipped_rows(name)[3]["question"] for name in names]
+    data = tmp_path / "pool.json"
+    data.write_text(json.dumps([{"question": q, "answer": "1"} for q in [*copies, "New 1+1?"]]))
+    problems = {"source": "files", "files": [str(data)]}
+    evaluation = {"benchmarks": ["toy", *names]}
+    prof = load_profile(_profile(tmp_path, evolve={"problems": problems, "evaluation": evaluation}))
+    assert prof.evolve.decontamination_benchmarks() == ("toy", *names)
+    loaded = source_problems(prof, progress=False)
+    assert loaded.problems["question"].to_pylist() == ["New 1+1?"]
+    assert loaded.report.rejected == {"contaminated": 9}

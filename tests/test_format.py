@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -31,6 +30,7 @@ from rstar.format import (
     render_response,
     render_trajectory,
 )
+from tests.conftest import RELEASE_DIR
 
 QUESTION = "What is 2 times 3?"
 STEP_1 = "<code>\n# Step 1: Define the numbers\na = 2\nb = 3\n<end_of_step>"
@@ -44,8 +44,8 @@ PROMPT = (
 
 
 @pytest.fixture(scope="module")
-def release(shared_dir: Path) -> dict[str, list[dict]]:
-    folder = shared_dir / "fixtures" / "rstar-release"
+def release() -> dict[str, list[dict]]:
+    folder = RELEASE_DIR
     return {
         name: json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
         for name in ("sft_examples", "ppm_pair_examples")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from rstar.format import Trajectory, format_output, parse_pair, parse_response
 from rstar.sandbox import Sandbox
+from tests.conftest import RELEASE_DIR
 
 # Examples whose recorded output cannot come from their program, with the reason.
 UNREPRODUCIBLE = {
@@ -17,9 +17,9 @@ UNREPRODUCIBLE = {
 }
 
 
-def release_trajectories(shared_dir: Path) -> dict[str, Trajectory]:
+def release_trajectories() -> dict[str, Trajectory]:
     """Every released trajectory that records an <output>, by where it comes from."""
-    folder = shared_dir / "fixtures" / "rstar-release"
+    folder = RELEASE_DIR
     sft = json.loads((folder / "sft_examples.json").read_text(encoding="utf-8"))
     pairs = json.loads((folder / "ppm_pair_examples.json").read_text(encoding="utf-8"))
     found = {f"sft_examples[{i}]": parse_response(e["response"]) for i, e in enumerate(sft)}
@@ -31,8 +31,8 @@ def release_trajectories(shared_dir: Path) -> dict[str, Trajectory]:
     return {name: traj for name, traj in found.items() if traj.output is not None}
 
 
-def test_release_outputs_reproduce(shared_dir: Path) -> None:
-    trajectories = release_trajectories(shared_dir)
+def test_release_outputs_reproduce() -> None:
+    trajectories = release_trajectories()
     assert len(trajectories) == 14
     with Sandbox(timeout=30.0, memory_mb=2048, workers=2) as sandbox:
         results = sandbox.run_many([traj.program for traj in trajectories.values()])

@@ -13,14 +13,15 @@ from typer.testing import CliRunner
 from rstar.cli import app
 from rstar.problems import (
     Decontaminator,
-    ProblemFormat,
     ProblemSource,
     SourceError,
+    columns_format,
     load_problems,
     normalize_question,
     problem_id,
 )
 from rstar.store import PROBLEM_SCHEMA, REJECT_SCHEMA, Catalog, StoreLayout
+from tests.conftest import shipped_rows
 
 
 def problems(result) -> list[tuple]:
@@ -125,13 +126,11 @@ def test_format_override_and_custom_columns(tmp_path):
     assert as_rstar.problems["answer"].to_pylist() == ["x\n#### 3"]
     custom = tmp_path / "custom.jsonl"
     custom.write_text(json.dumps({"prompt": "Q2?", "gold": " 8 "}) + "\n")
-    fmt = ProblemFormat("mine", "prompt", "gold", str.strip, "a gold answer")
+    fmt = columns_format("prompt", "gold")
     assert load_problems([ProblemSource(custom, format=fmt)], progress=False).problems[
         "answer"
     ].to_pylist() == ["8"]
-    with pytest.raises(
-        ValueError, match=r"cannot tell the format from columns \['gold', 'prompt'\]"
-    ):
+    with pytest.raises(ValueError, match=r"columns found, \['gold', 'prompt'\]\. Choose"):
         load_problems([custom], progress=False)
 
 
@@ -249,11 +248,13 @@ def test_decontamination_exact_and_ngram():
     assert checker.check("Find the number of positive divisors of 3600, please.") is None
 
 
-def test_load_reports_contamination_per_benchmark(tmp_path, shared_dir):
-    benchmark_files = sorted((shared_dir / "benchmarks").glob("*.json"))
-    checker = Decontaminator.from_files(benchmark_files)
-    assert checker.names == ["aime2024", "amc23", "gsm8k", "math500"]
-    gsm8k_first = json.loads((shared_dir / "benchmarks/gsm8k.json").read_text())[0]
+def test_load_reports_contamination_per_benchmark(tmp_path):
+    names = ["aime2024", "amc23", "gsm8k", "math500"]
+    for name in names:
+        (tmp_path / f"{name}.json").write_text(json.dumps(shipped_rows(name)))
+    checker = Decontaminator.from_files([tmp_path / f"{name}.json" for name in names])
+    assert checker.names == names
+    gsm8k_first = shipped_rows("gsm8k")[0]
     path = tmp_path / "train.jsonl"
     rows = [
         {"question": gsm8k_first["question"].upper(), "answer": "18"},
@@ -285,8 +286,8 @@ def test_loaded_problems_and_rejects_go_into_the_catalog(tmp_path):
         ]
 
 
-def test_load_command_fills_the_catalog_and_reports(tmp_path, shared_dir):
-    gsm8k_first = json.loads((shared_dir / "benchmarks/gsm8k.json").read_text())[0]
+def test_load_command_fills_the_catalog_and_reports(tmp_path):
+    gsm8k_first = shipped_rows("gsm8k")[0]
     path = tmp_path / "mine.jsonl"
     rows = [
         {"question": gsm8k_first["question"], "answer": "18"},

@@ -19,10 +19,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+import rstar
 from rstar.sandbox import ExecResult, Sandbox
 
 TIMEOUT = 1.0
-REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = Path(rstar.__file__).resolve().parent  # the rstar the tests import
 SECRET_NAME = "RSTAR_SANDBOX_TEST_SECRET"
 SECRET_VALUE = f"s3cr3t-{uuid.uuid4().hex}"
 
@@ -134,10 +135,10 @@ def test_cannot_chmod_rename_or_link_host_files(sb: Sandbox, host_dir: Path) -> 
     assert_victim_intact(host_dir)
 
 
-def test_cannot_write_into_the_repository(sb: Sandbox) -> None:
-    server = REPO_ROOT / "rstar" / "sandbox" / "_server.py"
+def test_cannot_write_into_the_package(sb: Sandbox) -> None:
+    server = PACKAGE_DIR / "sandbox" / "_server.py"
     digest = hashlib.sha256(server.read_bytes()).hexdigest()
-    planted = REPO_ROOT / "rstar" / f"planted_{uuid.uuid4().hex}.py"
+    planted = PACKAGE_DIR / f"planted_{uuid.uuid4().hex}.py"
     code = (
         "refused = 0\n"
         f"for path, mode in (('{server}', 'a'), ('{planted}', 'w')):\n"

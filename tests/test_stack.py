@@ -174,7 +174,7 @@ def test_config_defaults_resolve_under_the_run_dir(
     tracking = Tracking.for_run(runs)
     assert config.run_dir == runs
     assert config.state_dir == runs / "stack"
-    assert config.project_dir == Path(__file__).resolve().parents[1]
+    assert config.project_dir == tmp_path.resolve()
     assert config.mlflow_tracking_uri == f"sqlite:///{runs}/mlflow/mlflow.db"
     assert config.mlflow_artifact_root == (runs / "mlflow" / "artifacts").as_uri()
     assert (config.mlflow_tracking_uri, config.mlflow_artifact_root) == (

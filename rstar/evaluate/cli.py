@@ -9,13 +9,22 @@ from rich.table import Table
 
 from rstar.config import with_overrides
 from rstar.console import console, fail, profile_or_exit
+from rstar.problems.cli import ANSWER_COLUMN, QUESTION_COLUMN
+from rstar.problems.formats import choose_format
 from rstar.tracking import Tracking
 
 
 def eval_command(
     benchmark: str = typer.Option(
-        ..., help="toy, a name in shared/benchmarks (math500, gsm8k, ...) or a benchmark file"
+        ...,
+        help="toy, a shipped benchmark (math, math500, aime2024, ...: `rstar benchmarks`) or "
+        "a benchmark file (.json, .jsonl, .csv, .parquet, a saved dataset)",
     ),
+    format: str | None = typer.Option(
+        None, help="the file's layout: rstar, math, numina, metamath, gsm8k (default: detected)"
+    ),
+    question_column: str | None = QUESTION_COLUMN,
+    answer_column: str | None = ANSWER_COLUMN,
     method: list[str] | None = typer.Option(
         None, help="method (repeatable): greedy, mcts, mcts_vote, best_of_n, majority, beam"
     ),
@@ -53,13 +62,18 @@ def eval_command(
             num_threads=threads,
         )
         world = ToyConfig.model_validate(prof.toy or {}).world
-        bench = load_benchmark(benchmark, world=world, toy_per_level=config.toy_per_level)
+        bench = load_benchmark(
+            benchmark,
+            world=world,
+            toy_per_level=config.toy_per_level,
+            format=choose_format(format, question_column, answer_column),
+        )
         policy_entry = prof.policy.at(policy) if policy else prof.policy
         policy_entry.local_path()
         ppm_entry = prof.ppm_at(ppm) if ppm else prof.ppm
         if ppm_entry is not None:
             ppm_entry.local_path()
-    except ValueError as exc:  # ProfileError and pydantic's ValidationError among them
+    except ValueError as exc:  # ProfileError, SourceError, pydantic's ValidationError
         raise fail(exc) from exc
     out = out or Path(prof.run_dir) / "eval" / f"round-{round}" / bench.name
     console.print(
@@ -85,6 +99,12 @@ def eval_command(
     except MissingPPMError as exc:
         raise fail(exc) from exc
     _print_summary(report)
+    if report.unscorable:
+        reasons = ", ".join(f"{n} {why}" for why, n in bench.unscorable_reasons().items())
+        console.print(
+            f"[yellow]{report.unscorable} of {report.num_problems} problems have no usable gold "
+            f"answer and count as wrong[/yellow] ({reasons}; rows in the store's rejects table)"
+        )
     if report.scaling is not None:
         console.print(f"scaling curve: {out / SCALING_FILE}")
     console.print(f"summary: {out / SUMMARY_FILE}")
@@ -117,3 +137,18 @@ def _print_summary(report) -> None:
         for method, values in report.scaling.accuracy.items():
             curve.add_row(method, *[f"{v:.1%}" for v in values])
         console.print(curve)
+
+
+def benchmarks_command() -> None:
+    """List the named benchmarks: rows (every one counts in the denominator), rows with a
+    usable gold answer, and where each comes from (docs/evaluation-data.md)."""
+    from rstar.evaluate.benchmarks import PAPER_BENCHMARKS, TOY, load_benchmark
+
+    table = Table("name", "rows", "scorable", "what", "license")
+    for info in PAPER_BENCHMARKS.values():
+        bench = load_benchmark(info.name)
+        table.add_row(
+            info.name, str(len(bench.problems)), str(bench.scorable), info.title, info.license
+        )
+    table.add_row(TOY, "by level", "all", "the toy world's held-out test set", "-")
+    console.print(table)

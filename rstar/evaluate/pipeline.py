@@ -6,8 +6,9 @@ methods and the scaling curve, and writes:
 - ``<out_dir>/summary.json`` (accuracy per method and level, the scaling curve) and
   ``<out_dir>/scaling.png``;
 - per-problem results to the store's ``eval_results`` table (and the benchmark's problems
-  to ``problems``), the search trees as shards of stage ``eval`` (shard number
-  :func:`eval_shard` of the benchmark and the search);
+  to ``problems``, its rows without a usable gold answer to ``rejects``), the search trees
+  as shards of stage ``eval`` (shard number :func:`eval_shard` of the benchmark and the
+  search);
 - metrics to the active MLflow experiment: ``eval/{benchmark}/{method}/accuracy``, per
   level ``eval/{benchmark}/{method}/level_{L}/accuracy``, ``.../pass_at_k`` (some
   trajectory found the gold answer), the scaling curve as ``.../scaling_accuracy`` and
@@ -71,6 +72,8 @@ def record_results(
             )
     with Catalog(store) as catalog:
         catalog.add_problems(benchmark.problem_table())
+        if len(benchmark.unscorable):
+            catalog.add_rejects(benchmark.unscorable)
         for result in report.results:
             catalog.add_eval_results(result.table(round))
 

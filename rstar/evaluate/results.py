@@ -13,11 +13,13 @@ from rstar.store.schema import EVAL_RESULT_SCHEMA
 
 @dataclass(frozen=True)
 class EvalProblem:
-    """A benchmark problem: its id, question, gold answer and (toy world, MATH) level."""
+    """A benchmark problem: its id, question, gold answer and (toy world, MATH) level.
+
+    ``answer`` is None for a row without a usable gold answer: it is scored wrong."""
 
     problem_id: str
     question: str
-    answer: str
+    answer: str | None
     level: int | None = None
 
 
@@ -99,12 +101,15 @@ class ScalingCurve:
 class EvalReport:
     """Everything one evaluation of one benchmark produced.
 
-    ``searches`` holds the search trees by search label ("mcts@8", "sample@16"), for the
-    store; ``results`` the methods at the configured budget; ``scaling`` the curve.
+    Accuracies are over all ``num_problems``, the ``unscorable`` ones included (the
+    paper's denominators). ``searches`` holds the search trees by search label ("mcts@8",
+    "sample@16"), for the store; ``results`` the methods at the configured budget;
+    ``scaling`` the curve.
     """
 
     benchmark: str
     num_problems: int
+    unscorable: int = 0  # problems without a usable gold answer (always scored wrong)
     results: list[MethodResult] = field(default_factory=list)
     scaling: ScalingCurve | None = None
     searches: dict[str, list[TreeResult]] = field(default_factory=dict)
@@ -114,6 +119,7 @@ class EvalReport:
         return {
             "benchmark": self.benchmark,
             "problems": self.num_problems,
+            "unscorable": self.unscorable,
             "methods": {
                 r.label: {
                     "accuracy": r.accuracy,

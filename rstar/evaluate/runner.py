@@ -165,7 +165,8 @@ def evaluate_problems(
     samples += [k for m in curve_methods if METHODS[m].search == SAMPLE for k in config.scaling]
     if samples:  # one sampling run serves every smaller budget
         searches.run(SAMPLE, max(samples))
-    report = EvalReport(benchmark, len(searches.problems))
+    unscorable = sum(p.answer is None for p in searches.problems)
+    report = EvalReport(benchmark, len(searches.problems), unscorable)
     for name in config.methods:
         report.results.append(method_result(searches, benchmark, name, config.trajectories))
     if curve_methods:

@@ -72,3 +72,23 @@ def extract_answer(text: str) -> str | None:
         if answer and not _BOX.search(answer):  # an empty or broken box says nothing
             return answer
     return None
+
+
+def balanced_braces(text: str) -> bool:
+    """Whether every bare ``{`` of ``text`` is closed and no ``}`` comes unopened (escaped
+    braces, ``\\{`` as in ``\\left\\{``, do not count): a gold answer cut off mid-expression
+    fails, since no ``\\boxed{}`` can state it."""
+    depth = 0
+    for token in _BRACE_TOKEN.finditer(text):
+        if token.group() == "{":
+            depth += 1
+        elif token.group() == "}":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+def count_boxes(text: str) -> int:
+    """How many ``\\boxed``/``\\fbox`` commands ``text`` holds."""
+    return sum(1 for _ in _BOX.finditer(text))

@@ -113,8 +113,9 @@ def _strip_suffix(answer: str) -> str:
     """Drop one trailing unit, degree mark or percent sign, if the rest is not empty."""
     for suffix in _SUFFIXES:
         match = suffix.search(answer)
-        if match and match.start() > 0:
-            return answer[: match.start()].rstrip()
+        rest = answer[: match.start()].rstrip() if match else ""
+        if rest:
+            return rest
     return answer
 
 

@@ -5,7 +5,7 @@ Synthesis of new problems with a consistency filter (DESIGN §1.4) is in
 """
 
 from rstar.problems.decontam import Contamination, Decontaminator
-from rstar.problems.formats import FORMATS, ProblemFormat, detect_format
+from rstar.problems.formats import FORMATS, ProblemFormat, columns_format, detect_format
 from rstar.problems.ids import normalize_question, problem_id
 from rstar.problems.loading import LoadReport, LoadResult, ProblemSource, load_problems
 from rstar.problems.readers import RawRecord, SourceError, iter_records
@@ -20,6 +20,7 @@ __all__ = [
     "ProblemSource",
     "RawRecord",
     "SourceError",
+    "columns_format",
     "detect_format",
     "iter_records",
     "load_problems",

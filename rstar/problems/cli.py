@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from rstar.console import console, fail, profile_or_exit
-from rstar.problems.formats import FORMATS
+from rstar.problems.formats import FORMATS, choose_format
 from rstar.problems.loading import LoadResult, ProblemSource, load_problems
 from rstar.problems.readers import SourceError
 
@@ -22,10 +22,14 @@ RUN_DIR = typer.Option(None, help="run directory (default: the profile's)")
 DECONTAMINATE = typer.Option(
     None,
     help="benchmark (name or file) whose questions are left out (repeatable); default: "
-    "every benchmark file in the benchmarks directory",
+    "every shipped benchmark (`rstar benchmarks`)",
 )
 NO_DECONTAMINATE = typer.Option(False, "--no-decontaminate", help="keep benchmark questions")
 NGRAM = typer.Option(13, min=1, help="n of the n-gram overlap test")
+QUESTION_COLUMN = typer.Option(
+    None, help="the question column (with --answer-column: a layout of your own)"
+)
+ANSWER_COLUMN = typer.Option(None, help="the final-answer column, answers as given")
 
 
 def _load(
@@ -68,6 +72,8 @@ def load(
     format: str | None = typer.Option(
         None, help=f"column mapping: {', '.join(FORMATS)} (default: detected from the columns)"
     ),
+    question_column: str | None = QUESTION_COLUMN,
+    answer_column: str | None = ANSWER_COLUMN,
     split: str = typer.Option("train", help="the split to read from a dataset; recorded"),
     decontaminate: list[str] | None = DECONTAMINATE,
     no_decontaminate: bool = NO_DECONTAMINATE,
@@ -80,8 +86,12 @@ def load(
     from rstar.store import Catalog, StoreLayout
 
     prof = profile_or_exit(profile, run_dir)
+    try:
+        chosen = choose_format(format, question_column, answer_column)
+    except ValueError as exc:
+        raise fail(exc) from exc
     loaded = _load(
-        [ProblemSource(s, format=format, split=split) for s in sources],
+        [ProblemSource(s, format=chosen, split=split) for s in sources],
         decontaminate,
         no_decontaminate,
         ngram,

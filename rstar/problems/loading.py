@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
@@ -19,7 +19,13 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from rstar.problems.decontam import Decontaminator
-from rstar.problems.formats import ProblemFormat, detect_format, get_format, parse_level
+from rstar.problems.formats import (
+    FORMATS,
+    ProblemFormat,
+    detect_format,
+    get_format,
+    parse_level,
+)
 from rstar.problems.ids import problem_id
 from rstar.problems.readers import RawRecord, iter_records
 from rstar.store.schema import PROBLEM_SCHEMA, REJECT_SCHEMA
@@ -101,15 +107,15 @@ class _Builder:
         name = source.source_name
         self.report.read += 1
         try:
-            question, answer = _question_and_answer(fmt, record)
+            question, answer = question_and_answer(fmt, record)
             pid = problem_id(question)
             if pid in self.seen:
-                raise _Rejected("duplicate", f"of {self.seen[pid]} (problem {pid})")
+                raise RowRejected("duplicate", f"of {self.seen[pid]} (problem {pid})")
             hit = self.decontaminator.check(question) if self.decontaminator else None
             if hit is not None:
                 self.report.contaminated[hit.benchmark] += 1
-                raise _Rejected("contaminated", str(hit))
-        except _Rejected as rejected:
+                raise RowRejected("contaminated", str(hit))
+        except RowRejected as rejected:
             self.reject(name, record, rejected.category, rejected.detail)
             return
         self.seen[pid] = f"{name} row {record.row}"
@@ -120,34 +126,39 @@ class _Builder:
         self.report.kept += 1
 
 
-class _Rejected(Exception):
+class RowRejected(Exception):
+    """A record that gives no problem: ``category`` as in the module docstring, ``detail``
+    what exactly."""
+
     def __init__(self, category: str, detail: str) -> None:
         super().__init__(f"{category}: {detail}")
         self.category, self.detail = category, detail
 
 
-def _question_and_answer(fmt: ProblemFormat, record: RawRecord) -> tuple[str, str]:
-    """The stripped question and final answer of a record, or ``_Rejected`` saying why not."""
+def question_and_answer(fmt: ProblemFormat, record: RawRecord) -> tuple[str, str]:
+    """The stripped question and final answer of a record, or ``RowRejected`` saying why not."""
     if record.error is not None:
-        raise _Rejected("invalid JSON", record.error)
+        raise RowRejected("invalid JSON", record.error)
     value = record.value
     if not isinstance(value, dict):
-        raise _Rejected("not an object", f"found {type(value).__name__}")
+        raise RowRejected("not an object", f"found {type(value).__name__}")
     question = value.get(fmt.question)
     if not isinstance(question, str) or not question.strip():
-        raise _Rejected("empty question", f"column {fmt.question!r}")
-    raw_answer = value.get(fmt.answer)
-    if isinstance(raw_answer, int | float) and not isinstance(raw_answer, bool):
-        raw_answer = str(raw_answer)
-    if not isinstance(raw_answer, str) or not raw_answer.strip():
-        raise _Rejected("missing answer", f"column {fmt.answer!r}")
-    answer = fmt.extract(raw_answer)
-    if answer is None or not answer.strip():
-        raise _Rejected("no final answer", f"expected {fmt.expects} in {fmt.answer!r}")
-    return question.strip(), answer.strip()
+        raise RowRejected("empty question", f"column {fmt.question!r}")
+    present = [a for a in fmt.answers if value.get(a.column) not in (None, "")]
+    for column in present:
+        answer = column.read(value[column.column])
+        if answer is not None and answer.strip():
+            return question.strip(), answer.strip()
+    extracting = [a for a in present if a.extracted]
+    if extracting:
+        wanted = " or ".join(f"{a.expects} in {a.column!r}" for a in extracting)
+        raise RowRejected("no final answer", f"expected {wanted}")
+    raise RowRejected("missing answer", f"column {' or '.join(map(repr, fmt.answer_columns))}")
 
 
-def _resolve_format(source: ProblemSource, head: Sequence[RawRecord]) -> ProblemFormat:
+def resolve_format(source: ProblemSource, head: Sequence[RawRecord]) -> ProblemFormat:
+    """The source's format: as given, or detected from the columns of its first records."""
     if isinstance(source.format, ProblemFormat):
         return source.format
     if source.format is not None:
@@ -156,11 +167,19 @@ def _resolve_format(source: ProblemSource, head: Sequence[RawRecord]) -> Problem
     if detected is None:
         columns = sorted({k for r in head if isinstance(r.value, dict) for k in r.value})
         raise ValueError(
-            f"{source.path}: cannot tell the format from columns {columns}; pass "
-            "ProblemSource(path, format=...) with a name in rstar.problems.FORMATS "
-            "or a ProblemFormat naming the question and answer columns"
+            f"{source.path}: cannot tell the question and answer columns from the columns "
+            f"found, {columns}. Choose a layout with format= (command line: --format), one "
+            f"of {', '.join(FORMATS)}, or name the columns with --question-column and "
+            "--answer-column (rstar.problems.columns_format)"
         )
     return detected
+
+
+def open_source(source: ProblemSource) -> tuple[ProblemFormat, Iterator[RawRecord]]:
+    """The source's format and all its records, in order."""
+    records = iter_records(source.path, split=source.split)
+    head = list(islice(records, _DETECT_SAMPLE))
+    return resolve_format(source, head), chain(head, records)
 
 
 def load_problems(
@@ -177,12 +196,10 @@ def load_problems(
     builder = _Builder(decontaminator)
     for item in sources:
         source = item if isinstance(item, ProblemSource) else ProblemSource(item)
-        records = iter_records(source.path, split=source.split)
-        head = list(islice(records, _DETECT_SAMPLE))
-        fmt = _resolve_format(source, head)
+        fmt, records = open_source(source)
         builder.report.formats[source.source_name] = fmt.name
         rows = tqdm(
-            chain(head, records),
+            records,
             desc=f"loading {source.source_name}",
             unit="row",
             disable=not progress,

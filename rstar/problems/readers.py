@@ -1,13 +1,16 @@
 """Reading raw records, each with where it came from, from any supported source.
 
-Sources: a JSON file holding a top-level list (or one object per line), JSONL, Parquet, a
-Hugging Face dataset saved with ``save_to_disk``, or anything ``datasets.load_dataset``
-opens (a data directory, or a hub id where the network allows). A record that cannot be
-read (a bad JSON line) is yielded with its ``error`` set instead of stopping the read.
+Sources: a JSON file holding a top-level list (or one object per line), JSONL, CSV (a
+header row names the columns), Parquet, a Hugging Face dataset saved with
+``save_to_disk``, or anything ``datasets.load_dataset`` opens (a data directory, or a hub
+id where the network allows). A record that cannot be read (a bad JSON line) is yielded
+with its ``error`` set instead of stopping the read; text that is not UTF-8 stops it with
+a ``SourceError`` naming the line.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Iterator
@@ -46,11 +49,29 @@ def _skip_space(text: str, pos: int) -> int:
     return pos
 
 
+def _not_utf8(path: Path, line: int, exc: UnicodeDecodeError) -> SourceError:
+    return SourceError(
+        f"{path}: line {line} is not UTF-8 text ({exc.reason}, byte {exc.object[exc.start]:#x});"
+        " convert the file to UTF-8 (e.g. iconv -f LATIN1 -t UTF-8)"
+    )
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, data.count(b"\n", 0, exc.start) + 1, exc) from None
+
+
 def _json_lines(path: Path) -> Iterator[RawRecord]:
     row = 0
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
+    with open(path, "rb") as handle:
+        for line_no, raw_line in enumerate(handle, start=1):
+            try:
+                line = raw_line.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(path, line_no, exc) from None
             if not line.strip():
                 continue
             try:
@@ -95,7 +116,7 @@ def _json_list(path: Path, text: str) -> Iterator[RawRecord]:
 
 
 def _json_file(path: Path) -> Iterator[RawRecord]:
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     start = _skip_space(text, 0)
     if text.startswith("[", start):
         yield from _json_list(path, text)
@@ -103,6 +124,17 @@ def _json_file(path: Path) -> Iterator[RawRecord]:
         yield from _json_lines(path)
     else:
         raise SourceError(f"{path}: expected a JSON list of records or one object per line")
+
+
+def _csv(path: Path) -> Iterator[RawRecord]:
+    """The rows of a CSV file whose first row names the columns, each with its line."""
+    reader = csv.DictReader(_read_text(path).splitlines(keepends=True))
+    if reader.fieldnames is None:
+        return
+    end = reader.line_num  # the header's last line
+    for row, value in enumerate(reader):
+        yield RawRecord(row, end + 1, value, _raw(value))
+        end = reader.line_num
 
 
 def _parquet(path: Path) -> Iterator[RawRecord]:
@@ -146,7 +178,11 @@ def iter_records(source: str | Path, split: str = "train") -> Iterator[RawRecord
             return _json_file(path)
         if suffix in (".jsonl", ".ndjson"):
             return _json_lines(path)
+        if suffix == ".csv":
+            return _csv(path)
         if suffix == ".parquet":
             return _parquet(path)
-        raise SourceError(f"{path}: unknown file type {suffix!r}; use .json, .jsonl or .parquet")
+        raise SourceError(
+            f"{path}: unknown file type {suffix!r}; use .json, .jsonl, .csv or .parquet"
+        )
     return _hf_dataset(str(source), split)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from rstar.grading import is_equivalent
+from rstar.grading import is_correct, is_equivalent
 from rstar.search.tree import ANSWER, Node
 
 
@@ -65,8 +65,11 @@ def majority_vote(
 
 
 def grade_terminals(
-    terminals: Sequence[Node], gold: str, equivalent: Callable[[str, str], bool] = is_equivalent
+    terminals: Sequence[Node],
+    gold: str | None,
+    correct: Callable[[str | None, str | None], bool] = is_correct,
 ) -> None:
-    """Mark each answer trajectory correct or not, after a test-time search (rewards untouched)."""
+    """Mark each answer trajectory correct or not, after a test-time search (rewards
+    untouched); without a usable gold answer none is correct."""
     for node in answer_trajectories(terminals):
-        node.correct = equivalent(node.answer, gold)
+        node.correct = correct(node.answer, gold)

@@ -40,7 +40,7 @@ from rstar.format import (
     parse_step,
     render_response,
 )
-from rstar.grading import is_equivalent
+from rstar.grading import is_correct
 from rstar.models import Completion, GenerationBackend, GenerationParams, PPMScorer
 from rstar.sandbox import ExecResult, Sandbox
 from rstar.search.tree import (
@@ -112,7 +112,7 @@ class Expander:
         sandbox: Sandbox,
         config: SearchConfig,
         ppm: PPMScorer | None = None,
-        grader: Callable[[str, str], bool] = is_equivalent,
+        grader: Callable[[str | None, str | None], bool] = is_correct,
     ) -> None:
         self.policy = policy
         self.sandbox = sandbox
@@ -237,7 +237,7 @@ class Expander:
         if child.kind == StepKind.ANSWER:
             child.terminal, child.terminal_reason = True, ANSWER
             if tree.gold is not None:
-                child.correct = child.answer is not None and self.grader(child.answer, tree.gold)
+                child.correct = self.grader(child.answer, tree.gold)
                 child.reward = 1.0 if child.correct else -1.0
             return
         if child.depth >= self.config.max_depth:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from tqdm.auto import tqdm
 
 from rstar.config import SearchConfig
-from rstar.grading import is_equivalent
+from rstar.grading import is_correct
 from rstar.models import GenerationBackend, PPMScorer
 from rstar.sandbox import Sandbox
 from rstar.search.expansion import Expander, SearchStats
@@ -85,7 +85,7 @@ class MCTS:
         config: SearchConfig,
         ppm: PPMScorer | None = None,
         test_time: bool = False,
-        grader: Callable[[str, str], bool] = is_equivalent,
+        grader: Callable[[str | None, str | None], bool] = is_correct,
         progress: bool = True,
     ) -> None:
         self.config = config

@@ -4,7 +4,7 @@ Decoding goes through the project's real pipeline: :func:`rstar.search.greedy.gr
 generates one step at a time at temperature 0 (stop strings of the format), every code
 step's cumulative program runs in :class:`rstar.sandbox.Sandbox`, the program's real output
 is appended after the final code step, and the boxed answer is graded with
-:func:`rstar.grading.is_equivalent`.
+:func:`rstar.grading.is_correct`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rstar.config import SearchConfig
-from rstar.grading import is_equivalent
+from rstar.grading import is_correct
 from rstar.models import TransformersBackend
 from rstar.sandbox import Sandbox
 from rstar.search import Expander, SearchProblem
@@ -66,7 +66,7 @@ def greedy_results(
         answers = [n for n in result.terminals if n.terminal_reason == ANSWER and n.answer]
         row = totals[problem.level]
         row[0] += 1
-        row[1] += any(is_equivalent(n.answer, problem.answer) for n in answers)
+        row[1] += any(is_correct(n.answer, problem.answer) for n in answers)
         row[2] += bool(answers)
     return [LevelResult(level, *totals[level]) for level in sorted(totals)]
 
