@@ -20,9 +20,10 @@ from pathlib import Path
 
 import torch
 
-from rstar.format import SPECIAL_TOKENS, build_prompt, render_gold_solution
+from rstar.format import build_prompt, render_gold_solution
 from rstar.models import GenerationParams, TransformersBackend
-from rstar.models.tiny import build_tiny_llama, build_tiny_tokenizer
+from rstar.toy.model import build_tiny_llama
+from rstar.toy.tokenizer import train_tokenizer
 
 QUESTIONS = [
     f"A shop sells {a} boxes with {b} pens each and then {c} more pens. How many pens in total?"
@@ -43,7 +44,7 @@ def _gold(question_index: int) -> str:
 def build_default_policy(directory: Path) -> Path:
     """Save the tiny benchmark policy (tokenizer + random-weight Llama) under ``directory``."""
     texts = [build_prompt(q) + _gold(i) for i, q in enumerate(QUESTIONS)]
-    tokenizer = build_tiny_tokenizer(texts * 4, SPECIAL_TOKENS, vocab_size=512)
+    tokenizer = train_tokenizer(texts * 4, 512)
     model = build_tiny_llama(tokenizer, hidden=128, layers=4, heads=4, max_positions=1024)
     tokenizer.save_pretrained(directory)
     model.save_pretrained(directory)

@@ -24,45 +24,38 @@ from typing import Any
 
 from rich.console import Console
 
-from rstar.config import Profile, load_profile, with_overrides
+from rstar.config import Profile, load_profile
 from rstar.evolve import stages
-from rstar.evolve.models import round_models
-from rstar.evolve.paths import RoundPaths
 from rstar.evolve.report import rounds_table
-from rstar.store import Catalog, finished_rounds
+from rstar.evolve.round_models import round_models
+from rstar.store import SEARCH, Catalog, RunLayout, finished_rounds
 
 
 def round_profile(args: argparse.Namespace) -> Profile:
     """The tiny profile with this benchmark's sizes: round 1 searches ``--levels`` with
     ``--rollouts`` and no extra search; the evaluation runs MCTS and majority voting."""
-    prof = load_profile("tiny", run_dir=args.run_dir)
-    evolve = prof.evolve
-    evolve = with_overrides(
-        evolve,
-        problems=with_overrides(
-            evolve.problems,
-            toy_levels=tuple(int(lv) for lv in args.levels.split(",")),
-            toy_per_level=args.per_level,
-        ),
-        rounds={**evolve.rounds, 1: evolve.round(1).model_copy(
-            update={"rollouts": args.rollouts, "extra_rollouts": None}
-        )},
-        evaluation=with_overrides(
-            evolve.evaluation,
-            greedy_per_level=args.greedy_per_level,
-            search_per_level=args.search_per_level,
-            search_methods=("mcts", "majority"),
-            trajectories=args.trajectories,
-            scaling=tuple(int(k) for k in args.scaling.split(",") if k),
-        ),
-        search_threads=args.threads,
-    )  # fmt: skip
-    return prof.model_copy(update={"policy": prof.policy.at(args.base), "evolve": evolve})
+    data = load_profile("tiny", run_dir=args.run_dir).model_dump()
+    data["policy"] |= {"path": str(args.base), "create_with": None}
+    data["threads"] = args.threads
+    data["evolve"]["problems"] |= {
+        "toy_levels": tuple(int(lv) for lv in args.levels.split(",")),
+        "toy_per_level": args.per_level,
+    }
+    round_one = data["evolve"]["rounds"][1]
+    round_one |= {"search": {**round_one["search"], "rollouts": args.rollouts}, "extra": None}
+    data["eval"] |= {
+        "methods": ("greedy", "mcts", "majority"),
+        "toy_per_level": args.greedy_per_level,
+        "toy_search_per_level": args.search_per_level,
+        "trajectories": args.trajectories,
+        "scaling": tuple(int(k) for k in args.scaling.split(",") if k),
+    }
+    return Profile.model_validate(data)
 
 
 def greedy_on_search_set(prof: Profile) -> float:
     """Round 1's greedy accuracy on the problems the MCTS evaluation used (same problems)."""
-    with Catalog(RoundPaths(prof.run_dir, 1).store) as catalog:
+    with Catalog(RunLayout(prof.run_dir).store) as catalog:
         rows = catalog.sql(
             "SELECT avg(CAST(g.correct AS DOUBLE)) AS accuracy FROM eval_results g "
             "WHERE g.round = 1 AND g.method = 'greedy' AND g.problem_id IN "
@@ -102,8 +95,10 @@ def main() -> None:
     prepared = timed("problems", stages.prepare_round, prof, 1, models)
     for shard in range(prepared["shards"]):
         timed(
-            f"search shard {shard}", stages.search_shard, prof, 1, shard, models, parent_run_id=run
-        )
+            f"search shard {shard}",
+            stages.search_shard,
+            prof, 1, SEARCH, shard, models, parent_run_id=run,
+        )  # fmt: skip
     buckets = timed("difficulty", stages.bucket, prof, 1)
     sft = timed("SFT rows", stages.build_sft, prof, 1)
     pairs = timed("PPM pairs", stages.build_pairs, prof, 1)
@@ -117,18 +112,19 @@ def main() -> None:
         kind: timed(
             f"eval round 1, {kind}",
             stages.benchmark,
-            prof, 1, policy["path"], ppm["path"], searches=kind == "search", parent_run_id=run,
+            prof, 1, kind, policy["path"], ppm["path"], parent_run_id=run,
         )
-        for kind in ("greedy", "search")
+        for kind in (stages.GREEDY_EVAL, stages.SEARCH_EVAL)
     }  # fmt: skip
     results = {"sft": sft, "pairs": pairs, "policy": policy, "ppm": ppm, **evaluated}
-    metrics = stages.complete_round(prof, 1, run, results)
+    metrics = stages.finish_round(prof, 1, run, results)
 
     console = Console(width=200)
-    console.print(rounds_table(finished_rounds(RoundPaths(prof.run_dir, 1).store)))
+    layout = RunLayout(prof.run_dir)
+    console.print(rounds_table(finished_rounds(layout.store)))
     accuracy = {k: v for k, v in metrics.items() if k.count("/") == 3 and k.endswith("/accuracy")}
     accuracy["round-1 greedy on the MCTS problems"] = greedy_on_search_set(prof)
-    summary = RoundPaths(prof.run_dir, 1).eval_dir / "toy-search" / "summary.json"
+    summary = layout.round(1).eval_dir("toy", stages.SEARCH_EVAL) / "summary.json"
     scaling = json.loads(summary.read_text())["scaling"]
     report = {
         "problems": prepared["problems"],

@@ -1,4 +1,5 @@
-"""The self-evolution round as a Prefect flow (DESIGN §1.4), and all four rounds in order.
+"""The self-evolution round as a Prefect flow (docs/method.md §4), and all four
+rounds in order.
 
     bootstrap policy (round 1) -> resolve models -> open the round's MLflow run
       -> [base policy greedy, round 1] -> problems -> MCTS shards (mapped)
@@ -19,7 +20,7 @@ from prefect import flow
 from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from rstar.evolve.stages import RunSpec
+from rstar.evolve.stages import GREEDY_EVAL, SEARCH_EVAL, RunSpec
 from rstar.store import EXTRA_ROLLOUTS, SEARCH
 from tasks import evolve as t
 
@@ -78,8 +79,8 @@ def evolve(
     pairs = t.build_pairs(spec, round)
     new_policy = t.train_policy(spec, round, models, sft["path"], run_id)
     new_ppm = t.train_ppm(spec, round, new_policy["path"], pairs["path"], run_id)
-    greedy = t.benchmark(spec, round, "greedy", new_policy["path"], new_ppm["path"], run_id)
-    searched = t.benchmark(spec, round, "search", new_policy["path"], new_ppm["path"], run_id)
+    greedy = t.benchmark(spec, round, GREEDY_EVAL, new_policy["path"], new_ppm["path"], run_id)
+    searched = t.benchmark(spec, round, SEARCH_EVAL, new_policy["path"], new_ppm["path"], run_id)
     t.register_models(spec, round, new_policy["path"], new_ppm["path"], run_id)
     results = {
         "sft": sft,

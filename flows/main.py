@@ -5,7 +5,7 @@
 
 Without a Prefect server configured (``PREFECT_API_URL``), Prefect runs a temporary one in
 this process; with the local stack running (``rstar stack start``) the runs appear in its
-UI. The table is also written to ``<run_dir>/evolve/rounds.md``.
+UI. The table is also written to ``<run_dir>/rounds.md``.
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 from rich.console import Console
 
+from rstar.store.layout import RunLayout
 
-def _isolate_prefect(run_dir: Path) -> None:
+
+def _isolate_prefect(layout: RunLayout) -> None:
     """Without a configured server, keep Prefect's state in the run directory rather than
     the user's home (its telemetry is off: ``rstar.OFFLINE_DEFAULTS``)."""
     if "PREFECT_API_URL" not in os.environ and "PREFECT_HOME" not in os.environ:
-        home = run_dir / "prefect-home"
+        home = layout.prefect_home
         home.mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(home)
     os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
@@ -43,27 +44,28 @@ def main() -> None:
     from rstar.config import load_profile
 
     prof = load_profile(args.profile, args.run_dir, quick=args.quick)
-    run_dir = Path(prof.run_dir).resolve()
-    _isolate_prefect(run_dir)
+    layout = RunLayout(prof.run_dir)
+    _isolate_prefect(layout)
 
     from flows.evolve import evolve_all
     from rstar.evolve.report import rounds_table
-    from rstar.store import StoreLayout, finished_rounds
+    from rstar.store import finished_rounds
 
     started = time.perf_counter()
     evolve_all(
         profile=args.profile,
-        run_dir=str(run_dir),
+        run_dir=str(layout.run_dir),
         quick=args.quick,
         first=args.first,
         last=args.last,
     )
     minutes = (time.perf_counter() - started) / 60
     console = Console(record=True, width=200)
-    console.print(rounds_table(finished_rounds(StoreLayout.for_run(run_dir))))
-    out = run_dir / "evolve" / "rounds.md"
+    console.print(rounds_table(finished_rounds(layout.store)))
+    out = layout.rounds_table
     out.write_text(console.export_text())
-    console.print(f"{args.last - args.first + 1} rounds in {minutes:.1f} min; run dir {run_dir}")
+    rounds = args.last - args.first + 1
+    console.print(f"{rounds} rounds in {minutes:.1f} min; run dir {layout.run_dir}")
     console.print(f"table written to {out}")
 
 

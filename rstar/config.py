@@ -1,157 +1,219 @@
-"""Typed run profiles: the shipped ``rstar/profiles/<name>.yaml`` or a file of one's own.
+"""Typed run profiles: the shipped ``rstar/profiles/<name>.yaml``, or a file of one's own.
 
-A profile says which models drive a run (and through which backend), how the search is
-sized, and how model-written code is sandboxed. ``tiny`` is the embedded CPU default that
-runs the whole method on the toy world; ``qwen2.5-math-7b`` carries the authors' settings
-for a GPU machine with vLLM. Paths in a profile may use ``{run_dir}``, which expands to the
-profile's run directory (``RSTAR_RUN_DIR`` overrides it).
+A profile says which models drive a run (and through which backend), how searches are
+sized, how model-written code is sandboxed, how the models are trained and evaluated, and
+how the four self-evolution rounds run. Each concept has one knob:
+
+- ``search:`` sizes every search; a round lays its own ``search:`` overrides over it, and
+  its extra search on unsolved problems (``extra:``) lays more over the round's;
+- ``eval:`` is the one evaluation section, for ``rstar eval`` and every round;
+- ``threads`` is the one thread setting (torch CPU threads wherever a model runs);
+- ``tracking.experiment`` names the MLflow experiment of every run.
+
+Sections are defined by the packages that read them (``rstar.search.config``,
+``rstar.train.config``, ...) on the strict base of ``rstar.settings``; the ``evolve:``
+section is defined here, read by ``rstar.evolve``. Paths may use ``{run_dir}``, which
+expands to the profile's run directory (``RSTAR_RUN_DIR`` overrides it). A profile written
+for an older rstar fails with the keys that moved and their new places (``MOVED``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, model_validator
 
 from rstar.curate.config import CurationConfig
 from rstar.evaluate.config import EvalConfig
-from rstar.evolve.config import EvolveConfig
-from rstar.tracking import TrackingConfig
+from rstar.models.config import ModelConfig
+from rstar.sandbox.config import SandboxConfig
+from rstar.search.config import SearchConfig
+from rstar.settings import ProfileError, Settings, with_overrides
+from rstar.toy.config import ToyConfig
+from rstar.tracking import Tracking, TrackingConfig
 from rstar.train.config import TrainConfig
 
-if TYPE_CHECKING:
-    from rstar.sandbox import Sandbox
+__all__ = [
+    "EvolveConfig",
+    "ModelConfig",
+    "Profile",
+    "ProfileError",
+    "RoundConfig",
+    "SandboxConfig",
+    "SearchConfig",
+    "load_profile",
+    "profile_names",
+    "with_overrides",
+]
 
-BACKENDS = ("transformers", "vllm", "openai")
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"  # package data
 
-
-class ProfileError(ValueError):
-    """A profile that cannot be used as written; the message says what to change."""
+Values = Literal["terminal", "ppm"]
 
 
-Settings = TypeVar("Settings", bound=BaseModel)
+def _search_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(overrides) - set(SearchConfig.model_fields))
+    if unknown:
+        known = ", ".join(SearchConfig.model_fields)
+        raise ValueError(f"{unknown} are not search settings; known: {known}")
+    return overrides
 
 
-def with_overrides(settings: Settings, **updates: Any) -> Settings:
-    """``settings`` with the fields given a value (not None) replaced, validated again (a
-    command line's options laid over a profile section)."""
-    changed = {name: value for name, value in updates.items() if value is not None}
-    return type(settings).model_validate({**settings.model_dump(), **changed})
+class RoundConfig(Settings):
+    """How one round searches: its values, and its search laid over the profile's."""
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelConfig(_Strict):
-    """One model: where its weights are and which backend serves it."""
-
-    backend: str = Field("transformers", description=f"one of {', '.join(BACKENDS)}")
-    path: str = Field(description="local checkpoint directory or hub id (offline: local only)")
-    create_with: str | None = Field(
-        None, description="command that creates the checkpoint, named in the missing-path error"
+    values: Values = Field(
+        "terminal",
+        description="terminal: Q-values from terminal rewards only; ppm: the previous round's "
+        "PPM gives every new node its initial value (PPM-augmented)",
     )
-    device: str = "cpu"
-    batch_size: int = Field(64, gt=0, description="sequences per forward batch (transformers)")
-    base_url: str | None = Field(None, description="OpenAI-compatible server (openai backend)")
-    api_key_env: str = "OPENAI_API_KEY"
-    extra: dict[str, Any] = Field(default_factory=dict, description="backend-specific options")
-
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, value: str) -> str:
-        if value not in BACKENDS:
-            raise ValueError(f"unknown backend {value!r}; known backends: {', '.join(BACKENDS)}")
-        return value
-
-    def at(self, path: str | Path) -> ModelConfig:
-        """These settings for the checkpoint at ``path`` (one that exists: nothing creates it)."""
-        return self.model_copy(update={"path": str(path), "create_with": None})
-
-    def with_progress(self, progress: bool) -> ModelConfig:
-        """Without ``progress``, an in-process transformers model shows no progress bars."""
-        if progress or self.backend != "transformers":
-            return self
-        return self.model_copy(update={"extra": {**self.extra, "progress": False}})
-
-    def local_path(self) -> Path:
-        """The checkpoint directory, checked to exist; hub ids are returned as given.
-
-        A path counts as a hub id when it is of the form ``org/name`` and no such local
-        directory exists; everything else must be a directory on disk.
-        """
-        path = Path(self.path)
-        if path.is_dir():
-            return path
-        if self.path.count("/") == 1 and not self.path.startswith((".", "/", "~")):
-            return path
-        hint = f" Create it with `{self.create_with}`." if self.create_with else ""
-        raise ProfileError(f"model directory {path} does not exist.{hint}")
-
-
-class SearchConfig(_Strict):
-    """MCTS sizing; defaults are the authors' data-generation settings (DESIGN §1.2)."""
-
-    rollouts: int = Field(16, gt=0, description="MCTS rollouts per problem")
-    candidates: int = Field(12, gt=0, description="candidate next steps sampled per expansion")
-    temperature: float = Field(0.8, ge=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_depth: int = Field(16, gt=0, description="steps before a node is forced terminal")
-    max_new_tokens: int = Field(1024, gt=0, description="tokens per generated step")
-    c_puct: float = Field(2.0, ge=0.0, description="UCT exploration constant c")
-    error_threshold: int = Field(
-        1, ge=1, description="consecutive code errors that make a node terminal (round 1: 2)"
+    search: dict[str, Any] = Field(
+        default_factory=dict,
+        description="search settings of this round, laid over the profile's search: "
+        "(e.g. rollouts, error_threshold)",
     )
-    seed: int = 0
+    extra: dict[str, Any] | None = Field(
+        default_factory=lambda: {"rollouts": 16},
+        description="the extra search on the problems left unsolved: settings laid over this "
+        "round's search (e.g. rollouts); null: no extra search",
+    )
+
+    @model_validator(mode="after")
+    def _known_settings(self) -> RoundConfig:
+        _search_overrides(self.search)
+        _search_overrides(self.extra or {})
+        return self
 
 
-class SandboxConfig(_Strict):
-    """Limits for each execution of model-written code."""
+def _paper_rounds() -> dict[int, RoundConfig]:
+    return {
+        1: RoundConfig(search={"rollouts": 8, "error_threshold": 2}),
+        2: RoundConfig(search={"rollouts": 16}),
+        3: RoundConfig(values="ppm", search={"rollouts": 16}),
+        4: RoundConfig(values="ppm", search={"rollouts": 16}, extra={"rollouts": 64}),
+    }
 
-    timeout: float = Field(10.0, gt=0.0, description="seconds of wall clock per program")
-    memory_mb: int = Field(1024, gt=0)
-    workers: int | None = Field(None, description="parallel executors; default = CPU count")
-    preload: tuple[str, ...] | None = Field(
+
+class ProblemsConfig(Settings):
+    """The problems every round searches (the same set each round, as the paper)."""
+
+    source: Literal["toy", "files"] = Field(
+        "toy", description="toy: the profile's toy world; files: the `files` below"
+    )
+    files: tuple[str, ...] = Field(
+        (), description="problem files or dataset ids (rstar.problems layouts), for source=files"
+    )
+    toy_levels: tuple[int, ...] = Field((1, 2, 3, 4, 5, 6), description="toy levels searched")
+    toy_per_level: int = Field(
+        20, gt=0, description="toy train problems per level (after those the base model saw)"
+    )
+    limit: int | None = Field(None, gt=0, description="search only the first N problems (by id)")
+    decontaminate: tuple[str, ...] | None = Field(
         None,
-        description="modules each worker imports once (default: math libraries incl. sympy, "
-        "numpy); a lighter list makes every execution cheaper",
+        description="benchmarks (names or files) whose questions are removed from the problem "
+        "files, by exact match or n-gram overlap; None: the benchmarks the rounds are "
+        "evaluated on (eval.benchmarks); []: none",
     )
+    ngram: int = Field(13, ge=1, description="n of the n-gram overlap test of decontamination")
 
-    def open(self) -> Sandbox:
-        """A :class:`~rstar.sandbox.Sandbox` with these limits (use it as a context manager)."""
-        from rstar.sandbox import DEFAULT_PRELOAD, Sandbox
-
-        return Sandbox(
-            timeout=self.timeout,
-            memory_mb=self.memory_mb,
-            workers=self.workers,
-            preload=self.preload if self.preload is not None else DEFAULT_PRELOAD,
-        )
+    @model_validator(mode="after")
+    def _files_given(self) -> ProblemsConfig:
+        if self.source == "files" and not self.files:
+            raise ValueError("problems.source is 'files' but problems.files is empty")
+        return self
 
 
-class Profile(_Strict):
-    """Everything a run needs to know about models, search and sandbox."""
+class EvolveConfig(Settings):
+    """The ``evolve:`` section: the problems, the four rounds, sharding.
 
-    name: str
-    description: str = ""
-    run_dir: Path = Path("runs")
-    policy: ModelConfig
-    ppm: ModelConfig | None = None
+    Defaults are the paper's: round 1 searches with the bootstrap policy and round 2 with
+    SLM-r1, both terminal-guided; rounds 3-4 are PPM-augmented with the previous round's
+    PPM; every round searches the problems left unsolved again ("an additional MCTS with
+    16 rollouts"), and round 4 escalates that extra search.
+    """
+
+    problems: ProblemsConfig = Field(
+        default_factory=ProblemsConfig, description="the problems every round searches"
+    )
+    rounds: dict[int, RoundConfig] = Field(
+        default_factory=_paper_rounds, description="rounds 1-4: values, search, extra search"
+    )
+    shard_size: int = Field(64, gt=0, description="problems per MCTS shard (one task each)")
+    concurrency: int = Field(2, gt=0, description="shards run at once (Prefect task runner)")
+
+    @model_validator(mode="after")
+    def _four_rounds(self) -> EvolveConfig:
+        if sorted(self.rounds) != [1, 2, 3, 4]:
+            raise ValueError(f"rounds must configure rounds 1-4, got {sorted(self.rounds)}")
+        if self.rounds[1].values == "ppm":
+            raise ValueError("round 1 has no PPM to search with: its values must be terminal")
+        return self
+
+    def round(self, number: int) -> RoundConfig:
+        """The settings of round ``number`` (1-4)."""
+        if number not in self.rounds:
+            raise ValueError(f"round must be 1-4, got {number}")
+        return self.rounds[number]
+
+
+class Profile(Settings):
+    """Everything a run needs to know: models, search, sandbox, training, evaluation, rounds."""
+
+    name: str = Field(description="the profile's name (its file's stem)")
+    description: str = Field("", description="one line on what the profile is for")
+    run_dir: Path = Field(
+        Path("runs"), description="where the run keeps everything (RSTAR_RUN_DIR overrides)"
+    )
+    threads: int | None = Field(
+        None,
+        gt=0,
+        description="torch CPU threads wherever a model runs (search shards, training, "
+        "evaluation, the toy bootstrap); default: all cores",
+    )
+    policy: ModelConfig = Field(description="the policy model and its backend")
+    ppm: ModelConfig | None = Field(
+        None, description="how PPM checkpoints are served; default: like the policy"
+    )
     teacher: ModelConfig | None = Field(
         None, description="round-1 bootstrap policy; the policy itself when unset"
     )
-    search: SearchConfig = SearchConfig()
-    sandbox: SandboxConfig = SandboxConfig()
-    toy: dict[str, Any] | None = Field(None, description="toy-world settings (tiny profile)")
-    curate: CurationConfig = CurationConfig()
-    train: TrainConfig = TrainConfig()
-    eval: EvalConfig = EvalConfig()
-    tracking: TrackingConfig = TrackingConfig()
-    evolve: EvolveConfig = EvolveConfig()
+    search: SearchConfig = Field(
+        default_factory=SearchConfig, description="search sizing (rounds override parts)"
+    )
+    sandbox: SandboxConfig = Field(
+        default_factory=SandboxConfig, description="limits of model-written code"
+    )
+    toy: ToyConfig | None = Field(
+        None, description="the toy world and its base policy (the tiny profile)"
+    )
+    curate: CurationConfig = Field(
+        default_factory=CurationConfig, description="SFT rows and PPM pairs from the trees"
+    )
+    train: TrainConfig = Field(default_factory=TrainConfig, description="policy SFT and PPM")
+    eval: EvalConfig = Field(
+        default_factory=EvalConfig, description="evaluation: `rstar eval` and every round"
+    )
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig, description="MLflow locations and experiment"
+    )
+    evolve: EvolveConfig = Field(
+        default_factory=EvolveConfig, description="the self-evolution rounds"
+    )
+
+    @model_validator(mode="after")
+    def _round_searches_valid(self) -> Profile:
+        for number, settings in self.evolve.rounds.items():
+            for extra in (False, True) if settings.extra is not None else (False,):
+                try:
+                    self.round_search(number, extra=extra)
+                except ValidationError as exc:
+                    place = "extra" if extra else "search"
+                    raise ValueError(f"evolve.rounds.{number}.{place}: {_errors(exc)}") from None
+        return self
 
     def ppm_at(self, path: str | Path) -> ModelConfig:
         """A PPM checkpoint at ``path``, served as the profile's ``ppm`` is (without one: by
@@ -162,10 +224,80 @@ class Profile(_Strict):
         )
         return template.at(path)
 
+    def round_search(self, round: int, *, extra: bool = False) -> SearchConfig:
+        """The search of ``round``: the profile's, the round's overrides laid over it, and
+        for its ``extra`` search the extra overrides over those."""
+        settings = self.evolve.round(round)
+        if extra and settings.extra is None:
+            raise ValueError(f"round {round} has no extra search configured")
+        overrides = {**settings.search, **((settings.extra or {}) if extra else {})}
+        return SearchConfig.model_validate({**self.search.model_dump(), **overrides})
+
+    def decontamination_benchmarks(self) -> tuple[str, ...]:
+        """The benchmarks whose questions must not be searched or trained on."""
+        chosen = self.evolve.problems.decontaminate
+        return self.eval.benchmarks if chosen is None else chosen
+
+    def resolved_tracking(self) -> Tracking:
+        """The MLflow locations of this profile, defaults filled in under its run directory."""
+        return Tracking.for_run(self.run_dir, self.tracking)
+
+
+def _errors(exc: ValidationError) -> str:
+    """A validation error on one line: ``where: what`` for each problem."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+    )
+
 
 def profile_names() -> list[str]:
     """Names of the profiles shipped with rstar (``rstar/profiles/``)."""
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+# Keys of earlier profile layouts and where their setting lives now (``N``: any round).
+MOVED: dict[str, str] = {
+    "evolve.rounds.N.rollouts": "evolve.rounds.N.search.rollouts",
+    "evolve.rounds.N.error_threshold": "evolve.rounds.N.search.error_threshold",
+    "evolve.rounds.N.extra_rollouts": "evolve.rounds.N.extra.rollouts (null: extra: null)",
+    "evolve.search_threads": "threads",
+    "evolve.experiment": "tracking.experiment",
+    "evolve.evaluation": "eval",
+    "evolve.evaluation.greedy_per_level": "eval.toy_per_level",
+    "evolve.evaluation.search_per_level": "eval.toy_search_per_level",
+    "evolve.evaluation.search_methods": "eval.methods (with greedy)",
+    "eval.num_threads": "threads",
+    "train.policy.num_threads": "threads",
+    "train.ppm.num_threads": "threads",
+    "toy.bootstrap.num_threads": "threads",
+}
+_ROUND_KEY = re.compile(r"^evolve\.rounds\.\d+\.")
+_ANY_ROUND = "evolve.rounds.N."
+
+
+def _keys(mapping: dict[str, Any], prefix: str = "") -> list[str]:
+    found = []
+    for key, value in mapping.items():
+        path = f"{prefix}{key}"
+        found.append(path)
+        if isinstance(value, dict):
+            found += _keys(value, f"{path}.")
+    return found
+
+
+def moved_keys(raw: dict[str, Any]) -> list[str]:
+    """``old -> new`` for every key of ``raw`` (and of its ``quick:`` mapping) that moved."""
+    found = []
+    for key in _keys(raw):
+        bare = key.removeprefix("quick.")
+        round_prefix = _ROUND_KEY.match(bare)
+        general = _ROUND_KEY.sub(_ANY_ROUND, bare)
+        if general in MOVED:
+            new = MOVED[general]
+            if round_prefix:
+                new = new.replace(_ANY_ROUND, round_prefix.group())
+            found.append(f"`{key}` is now `{key[: len(key) - len(bare)]}{new}`")
+    return found
 
 
 def _expand(value: Any, run_dir: str) -> Any:
@@ -207,7 +339,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def load_profile(
     name_or_path: str | Path = "tiny", run_dir: str | Path | None = None, *, quick: bool = False
 ) -> Profile:
-    """Load and validate a profile by name (``rstar/profiles/<name>.yaml``) or by file path.
+    """Load and validate a profile by name (``rstar/profiles/<name>.yaml``) or file path.
 
     ``run_dir`` (or the ``RSTAR_RUN_DIR`` environment variable) overrides the profile's own.
     ``quick`` lays the profile's ``quick:`` mapping over it (a smaller run of the same
@@ -220,6 +352,9 @@ def load_profile(
         raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ProfileError(f"{path}: expected a mapping at the top level")
+    moved = moved_keys(raw)
+    if moved:
+        raise ProfileError(f"{path}: written for an earlier rstar; move: {'; '.join(moved)}")
     quick_overrides = raw.pop("quick", None)
     if quick:
         if not isinstance(quick_overrides, dict):
@@ -231,7 +366,4 @@ def load_profile(
     try:
         return Profile.model_validate(_expand(raw, str(chosen)))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ProfileError(f"{path}: {problems}") from exc
+        raise ProfileError(f"{path}: {_errors(exc)}") from exc

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rstar.config import ModelConfig, Profile
-from rstar.models import generation_backend, ppm_scorer
 from rstar.search import MCTS, Node, SearchProblem, Tree
 from rstar.search.answer import best_trajectory, majority_vote
+from rstar.search.session import search_session
 
 
 @dataclass
@@ -39,13 +39,19 @@ def solve(
     policy_entry = policy or profile.policy
     policy_entry.local_path()
     ppm_entry = ppm or profile.ppm
-    scorer = None
     if ppm_entry is not None:
         ppm_entry.local_path()
-        scorer = ppm_scorer(ppm_entry)
-    backend = generation_backend(policy_entry)
-    with profile.sandbox.open() as sandbox:
-        mcts = MCTS(backend, sandbox, profile.search, ppm=scorer, test_time=True, progress=progress)
+    with search_session(
+        policy_entry, ppm_entry, profile.sandbox, threads=profile.threads, progress=progress
+    ) as session:
+        mcts = MCTS(
+            session.policy,
+            session.sandbox,
+            profile.search,
+            ppm=session.ppm,
+            test_time=True,
+            progress=progress,
+        )
         [result] = mcts.search([SearchProblem("question", question)], rollouts=rollouts)
     chosen = majority_vote(result.terminals) if vote else best_trajectory(result.terminals)
     return Solution(result.tree, chosen)

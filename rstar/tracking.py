@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from rstar.settings import Settings
+from rstar.store.layout import RunLayout
 
 if TYPE_CHECKING:
     import mlflow
     from mlflow.entities.model_registry import ModelVersion
-
-    from rstar.config import Profile
 
 POLICY_MODEL = "policy"
 PPM_MODEL = "ppm"
@@ -43,10 +44,8 @@ DEFAULT_EXPERIMENT = "rstar"
 _PARENT_RUN: ContextVar[str | None] = ContextVar("rstar_parent_run", default=None)
 
 
-class TrackingConfig(BaseModel):
+class TrackingConfig(Settings):
     """Where MLflow keeps runs and artifacts (the ``tracking:`` section of a profile)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     tracking_uri: str | None = Field(
         None, description="tracking and registry URI; default sqlite:///<run_dir>/mlflow/mlflow.db"
@@ -54,7 +53,10 @@ class TrackingConfig(BaseModel):
     artifact_root: str | None = Field(
         None, description="artifact location of the experiment; default <run_dir>/mlflow/artifacts"
     )
-    experiment: str = DEFAULT_EXPERIMENT
+    experiment: str = Field(
+        DEFAULT_EXPERIMENT,
+        description="MLflow experiment of every run: rounds, training, evaluation",
+    )
     copy_checkpoints: bool = Field(
         True,
         description="log checkpoint files as run artifacts (self-contained registry); False "
@@ -75,17 +77,12 @@ class Tracking:
     def for_run(cls, run_dir: str | Path, config: TrackingConfig | None = None) -> Tracking:
         """The locations of ``config`` with its defaults filled in under ``run_dir``."""
         config = config or TrackingConfig()
-        base = Path(run_dir).expanduser().resolve() / "mlflow"
+        base = RunLayout(Path(run_dir)).mlflow_dir
         uri = config.tracking_uri or f"sqlite:///{base / 'mlflow.db'}"
         root = config.artifact_root or str(base / "artifacts")
         if "://" not in root:
             root = Path(root).expanduser().resolve().as_uri()
         return cls(uri, root, config.experiment, config.copy_checkpoints)
-
-    @classmethod
-    def for_profile(cls, profile: Profile) -> Tracking:
-        """The locations of a profile: its ``tracking:`` section under its run directory."""
-        return cls.for_run(profile.run_dir, profile.tracking)
 
 
 def activate(tracking: Tracking) -> str:
@@ -156,6 +153,14 @@ def start_run(
         if params:
             mlflow.log_params(dict(params))
         yield run
+
+
+def log_artifact(path: str | Path) -> None:
+    """Log the file at ``path`` to the active run (if any)."""
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        mlflow.log_artifact(str(path))
 
 
 def numeric(metrics: Mapping[str, Any]) -> dict[str, float]:

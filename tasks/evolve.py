@@ -8,16 +8,14 @@ results of its completed tasks: only what failed, and what depends on it, runs a
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 
-from rstar.evolve import models as round_models
-from rstar.evolve import stages
-from rstar.evolve.models import RoundModels
+from rstar.evolve import round_models, stages
+from rstar.evolve.round_models import RoundModels
 from rstar.evolve.stages import RunSpec
-from rstar.store import EXTRA_ROLLOUTS
+from rstar.store import RunLayout
 
 # Test-only switch: "ROUND:STAGE:SHARD" makes that search shard fail on its first attempt
 # (a marker file in the run directory remembers the attempt), to exercise flow retries.
@@ -29,7 +27,7 @@ persisted = task(persist_result=True)
 def _fail_once(spec: RunSpec, round: int, stage: str, shard: int) -> None:
     if os.environ.get(FAIL_ONCE_ENV) != f"{round}:{stage}:{shard}":
         return
-    marker = Path(spec.load().run_dir) / "evolve" / f".failed-once-{round}-{stage}-{shard}"
+    marker = RunLayout(spec.load().run_dir).round(round).dir / f".failed-once-{stage}-{shard}"
     if not marker.exists():
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
@@ -78,9 +76,7 @@ def search_shard(
     """MCTS over one shard: ``stage`` "search" (all problems) or "extra_rollouts" (those
     left unsolved)."""
     _fail_once(spec, round, stage, shard)
-    return stages.search_shard(
-        spec.load(), round, shard, models, extra=stage == EXTRA_ROLLOUTS, parent_run_id=run_id
-    )
+    return stages.search_shard(spec.load(), round, stage, shard, models, parent_run_id=run_id)
 
 
 @persisted(task_run_name="bucket-difficulty-round-{round}")
@@ -112,18 +108,12 @@ def train_ppm(
     return stages.train_round_ppm(spec.load(), round, policy_path, pairs_path, parent_run_id=run_id)
 
 
-@persisted(task_run_name="benchmark-round-{round}-{method}")
+@persisted(task_run_name="benchmark-round-{round}-{kind}")
 def benchmark(
-    spec: RunSpec, round: int, method: str, policy_path: str, ppm_path: str, run_id: str
+    spec: RunSpec, round: int, kind: str, policy_path: str, ppm_path: str, run_id: str
 ) -> dict[str, float]:
-    return stages.benchmark(
-        spec.load(),
-        round,
-        policy_path,
-        ppm_path,
-        searches=method != "greedy",
-        parent_run_id=run_id,
-    )
+    """Evaluation ``kind`` ("greedy" or "search") of the round's models."""
+    return stages.benchmark(spec.load(), round, kind, policy_path, ppm_path, parent_run_id=run_id)
 
 
 @persisted(task_run_name="register-models-round-{round}")
@@ -137,4 +127,4 @@ def register_models(
 def finish_round(
     spec: RunSpec, round: int, run_id: str, results: dict[str, dict[str, Any]]
 ) -> dict[str, float]:
-    return stages.complete_round(spec.load(), round, run_id, results)
+    return stages.finish_round(spec.load(), round, run_id, results)

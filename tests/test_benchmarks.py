@@ -13,7 +13,7 @@ from rstar.evaluate.benchmarks import read_benchmark
 from rstar.evaluate.pipeline import record_results
 from rstar.evaluate.results import EvalReport
 from rstar.problems import SourceError, problem_id
-from rstar.problems.formats import columns_format
+from rstar.problems.layouts import columns_format
 from rstar.store import Catalog, StoreLayout
 
 MATH_ROWS = [

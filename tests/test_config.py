@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from rstar.cli import app
@@ -67,6 +68,10 @@ def test_cli_profile_commands() -> None:
     shown = runner.invoke(app, ["profile", "tiny"])
     assert shown.exit_code == 0
     assert "backend: transformers" in shown.output
+    resolved = yaml.safe_load(shown.output.split("# the search of each round, resolved")[1])
+    assert resolved["round 1"]["search"]["error_threshold"] == 2
+    assert resolved["round 4"]["extra"]["rollouts"] == 16
+    assert resolved["round 2"]["search"]["candidates"] == 4  # the profile's search: section
     missing = runner.invoke(app, ["profile", "nope"])
     assert missing.exit_code == 2
     assert "unknown profile" in missing.output

@@ -23,7 +23,6 @@ from rstar.format import ASSISTANT_TAG, OUTPUT_END, USER_TAG, parse_step
 from rstar.grading import gold_answers, is_correct
 from rstar.models import Completion, GenerationParams
 from rstar.problems import problem_id
-from rstar.sandbox import Sandbox
 from rstar.store import StoreLayout
 from tests.conftest import shipped_rows
 from tests.scripted import ReplayBackend, ScriptedPPM
@@ -52,12 +51,6 @@ class OracleBackend:
                 text = "<code>\n# Now print the final answer\nprint('done')\n<end_of_code>"
             out.append([Completion(text, text[-15:], False, 1)] * params.n)
         return out
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(timeout=5.0, workers=2) as box:
-        yield box
 
 
 def _oracle_answer(gold: str) -> str:

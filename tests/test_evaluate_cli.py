@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from rstar.cli import app
-from rstar.format import SPECIAL_TOKENS, build_prompt
-from rstar.models.tiny import build_tiny_llama, build_tiny_tokenizer
+from rstar.format import build_prompt
 from rstar.store import StoreLayout
+from tests.tiny_models import tiny_checkpoint
 
 SOLUTION = "<code>\n# Step 1: add\nx = 2 + 3\n<end_of_step>"
 runner = CliRunner()
@@ -21,12 +21,7 @@ runner = CliRunner()
 def run_dir(tmp_path_factory):
     """A run directory laid out as the tiny profile expects: base policy, round-1 data."""
     root = tmp_path_factory.mktemp("run")
-    tok = build_tiny_tokenizer(
-        [build_prompt("What is 2 plus 3?") + SOLUTION], SPECIAL_TOKENS, vocab_size=300
-    )
-    base = root / "toy" / "base-policy"
-    build_tiny_llama(tok, hidden=32, layers=1, max_positions=256).save_pretrained(base)
-    tok.save_pretrained(base)
+    tiny_checkpoint(root / "toy" / "base-policy", [build_prompt("What is 2 plus 3?") + SOLUTION])
     layout = StoreLayout.for_run(root)
     layout.dataset_path(1, "sft").parent.mkdir(parents=True)
     sft = {"prompt": build_prompt("What is 2 plus 3?"), "completion": SOLUTION}
@@ -68,7 +63,7 @@ def test_a_round_trains_and_evaluates_from_the_command_line(run_dir):
         "train", "sft", "--round", "1", "--max-steps", "2", "--threads", "1", "--no-track"
     )
     assert code == 0, out
-    assert "SFT of" in out and "2 steps" in out
+    assert "SFT from" in out and "2 steps" in out
     assert (run_dir / "round-1" / "policy" / "model.safetensors").is_file()
 
     code, out = invoke(
@@ -101,7 +96,7 @@ def test_a_round_trains_and_evaluates_from_the_command_line(run_dir):
         "--no-track",
     )
     assert code == 0, out
-    out_dir = run_dir / "eval" / "round-1" / "bench"
+    out_dir = run_dir / "round-1" / "eval" / "bench"
     summary = json.loads((out_dir / "summary.json").read_text())
     assert summary["problems"] == 2 and list(summary["methods"]) == ["greedy", "mcts@2"]
     assert summary["scaling"]["budgets"] == [1, 2]
@@ -154,7 +149,7 @@ def test_eval_takes_a_shipped_benchmark_by_name(run_dir):
         "--threads", "1", "--no-track", "--no-store",
     )  # fmt: skip
     assert code == 0, out
-    summary = json.loads((run_dir / "eval" / "round-0" / "aime2024" / "summary.json").read_text())
+    summary = json.loads((run_dir / "round-0" / "eval" / "aime2024" / "summary.json").read_text())
     assert (summary["benchmark"], summary["problems"], summary["unscorable"]) == ("aime2024", 2, 0)
 
 
@@ -169,7 +164,7 @@ def test_eval_reads_columns_of_ones_own_and_counts_rows_without_a_gold(run_dir, 
     )  # fmt: skip
     assert code == 0, out
     assert "1 of 2 problems have no usable gold answer and count as wrong" in out
-    summary = json.loads((run_dir / "eval" / "round-0" / "mine" / "summary.json").read_text())
+    summary = json.loads((run_dir / "round-0" / "eval" / "mine" / "summary.json").read_text())
     assert (summary["problems"], summary["unscorable"]) == (2, 1)
     con = duckdb.connect(str(StoreLayout.for_run(run_dir).catalog_path), read_only=True)
     rejects = con.sql("SELECT row, line, reason FROM rejects WHERE source = 'mine'").fetchall()

@@ -9,25 +9,96 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from rstar.config import ProfileError, load_profile
-from rstar.evolve.config import EvolveConfig, RoundConfig
-from rstar.evolve.models import RoundNotReadyError, round_models
-from rstar.evolve.paths import RoundPaths
-from rstar.evolve.problems import source_problems
+from rstar.config import EvolveConfig, Profile, ProfileError, RoundConfig, load_profile
+from rstar.evolve.round_models import RoundNotReadyError, round_models
+from rstar.evolve.round_problems import source_problems
 from rstar.evolve.stages import prepare_round
-from rstar.store import Catalog, StoreLayout
+from rstar.settings import Settings
+from rstar.store import Catalog, RunLayout, StoreLayout
 from tests.conftest import shipped_rows
 
 
-def test_defaults_are_the_papers_rounds():
-    rounds = EvolveConfig().rounds
-    assert [(r.rollouts, r.values, r.extra_rollouts) for r in rounds.values()] == [
-        (8, "terminal", 16),
-        (16, "terminal", 16),
-        (16, "ppm", 16),
-        (16, "ppm", 64),
+def test_defaults_are_the_papers_rounds(tmp_path):
+    prof = load_profile(_profile(tmp_path))
+    searches = [(prof.round_search(n), prof.round_search(n, extra=True)) for n in range(1, 5)]
+    assert [(s.rollouts, s.error_threshold, x.rollouts) for s, x in searches] == [
+        (8, 2, 16),
+        (16, 1, 16),
+        (16, 1, 16),
+        (16, 1, 64),
     ]
-    assert rounds[1].error_threshold == 2 and rounds[2].error_threshold is None
+    assert [prof.evolve.round(n).values for n in range(1, 5)] == ["terminal"] * 2 + ["ppm"] * 2
+
+
+def test_a_round_lays_its_search_over_the_profiles(tmp_path):
+    rounds = {
+        1: {"search": {"rollouts": 3}, "extra": {"rollouts": 5, "temperature": 0.5}},
+        2: {"extra": None},
+        3: {"values": "ppm"},
+        4: {"values": "ppm", "search": {"candidates": 2}},
+    }
+    search = {"rollouts": 7, "candidates": 6, "temperature": 0.9}
+    prof = load_profile(_profile(tmp_path, search=search, evolve={"rounds": rounds}))
+    one, extra = prof.round_search(1), prof.round_search(1, extra=True)
+    assert (one.rollouts, one.candidates, one.temperature) == (3, 6, 0.9)
+    assert (extra.rollouts, extra.candidates, extra.temperature) == (5, 6, 0.5)
+    assert prof.round_search(3).rollouts == 7 and prof.round_search(4).candidates == 2
+    with pytest.raises(ValueError, match="round 2 has no extra search"):
+        prof.round_search(2, extra=True)
+    bad = {**rounds, 2: {"search": {"rolouts": 4}}}
+    with pytest.raises(ProfileError, match=r"\['rolouts'\] are not search settings"):
+        load_profile(_profile(tmp_path / "x", evolve={"rounds": bad}))
+    worse = {**rounds, 2: {"search": {"rollouts": 0}}}
+    with pytest.raises(ProfileError, match=r"evolve.rounds.2.search: .*rollouts"):
+        load_profile(_profile(tmp_path / "y", evolve={"rounds": worse}))
+
+
+def test_a_profile_of_the_earlier_layout_says_where_each_key_moved(tmp_path):
+    old = {
+        "evolve": {
+            "rounds": {1: {"rollouts": 4, "extra_rollouts": 8, "error_threshold": 2}},
+            "search_threads": 2,
+            "evaluation": {"greedy_per_level": 40},
+            "experiment": "evolve",
+        },
+        "train": {"policy": {"num_threads": 2}},
+        "quick": {"eval": {"num_threads": 1}},
+    }
+    with pytest.raises(ProfileError) as raised:
+        load_profile(_profile(tmp_path, **old))
+    message = str(raised.value)
+    for moved in (
+        "`evolve.rounds.1.rollouts` is now `evolve.rounds.1.search.rollouts`",
+        "`evolve.rounds.1.extra_rollouts` is now `evolve.rounds.1.extra.rollouts",
+        "`evolve.rounds.1.error_threshold` is now `evolve.rounds.1.search.error_threshold`",
+        "`evolve.search_threads` is now `threads`",
+        "`evolve.evaluation` is now `eval`",
+        "`evolve.evaluation.greedy_per_level` is now `eval.toy_per_level`",
+        "`evolve.experiment` is now `tracking.experiment`",
+        "`train.policy.num_threads` is now `threads`",
+        "`quick.eval.num_threads` is now `quick.threads`",
+    ):
+        assert moved in message
+
+
+def _fields(model: type, prefix: str = "") -> list[tuple[str, object]]:
+    """Every field of a settings class and of the settings classes it holds."""
+    found = []
+    for name, info in model.model_fields.items():
+        found.append((f"{prefix}{name}", info))
+        kinds = [info.annotation, *getattr(info.annotation, "__args__", ())]
+        for kind in kinds:
+            if isinstance(kind, type) and issubclass(kind, Settings):
+                found += _fields(kind, f"{prefix}{name}.")
+    return found
+
+
+def test_every_profile_setting_has_a_description():
+    missing = [name for name, info in _fields(Profile) if not info.description]
+    assert missing == []
+    names = [name for name, _ in _fields(Profile)]
+    assert "evolve.rounds" in names and "toy.bootstrap.hidden_size" in names
+    assert "eval.toy_search_per_level" in names and "threads" in names
 
 
 def test_round_one_cannot_search_with_a_ppm_and_all_four_rounds_are_needed():
@@ -58,7 +129,7 @@ def test_a_profile_without_a_quick_size_says_so(tmp_path):
 
 def _profile(tmp_path: Path, **extra) -> Path:
     base = tmp_path / "base"
-    base.mkdir()
+    base.mkdir(parents=True)
     path = tmp_path / "p.yaml"
     path.write_text(
         yaml.safe_dump({"policy": {"path": str(base)}, "run_dir": str(tmp_path), **extra})
@@ -118,11 +189,8 @@ def test_a_round_from_problem_files_leaves_out_bad_rows_and_benchmark_questions(
     data.write_text("\n".join(json.dumps(line) for line in lines) + "\n{not json\n")
     path = _profile(
         tmp_path,
-        evolve={
-            "problems": {"source": "files", "files": [str(data)]},
-            "evaluation": {"benchmarks": ["math500", "gsm8k"]},
-            "shard_size": 1,
-        },
+        evolve={"problems": {"source": "files", "files": [str(data)]}, "shard_size": 1},
+        eval={"benchmarks": ["math500", "gsm8k"]},
     )
     prof = load_profile(path)
     prepared = prepare_round(prof, 1, round_models(prof, 1), progress=False)
@@ -141,7 +209,7 @@ def test_a_round_from_problem_files_leaves_out_bad_rows_and_benchmark_questions(
     assert reasons[2].startswith("duplicate: of numina row 0")
     assert reasons[3].startswith("no final answer:")
     assert reasons[4].startswith("invalid JSON:")
-    assert pq.read_table(RoundPaths(tmp_path, 1).problems).num_rows == 2
+    assert pq.read_table(RunLayout(tmp_path).round(1).problems).num_rows == 2
 
 
 def test_decontamination_can_be_turned_off(tmp_path):
@@ -150,7 +218,7 @@ def test_decontamination_can_be_turned_off(tmp_path):
     data.write_text(json.dumps([{"question": math500[0]["question"], "answer": "1"}]))
     problems = {"source": "files", "files": [str(data)], "decontaminate": []}
     prof = load_profile(_profile(tmp_path, evolve={"problems": problems}))
-    assert prof.evolve.decontamination_benchmarks() == ()
+    assert prof.decontamination_benchmarks() == ()
     assert source_problems(prof, progress=False).problems.num_rows == 1
 
 
@@ -164,8 +232,8 @@ def test_rounds_evaluate_on_and_decontaminate_against_every_shipped_benchmark(tm
     data.write_text(json.dumps([{"question": q, "answer": "1"} for q in [*copies, "New 1+1?"]]))
     problems = {"source": "files", "files": [str(data)]}
     evaluation = {"benchmarks": ["toy", *names]}
-    prof = load_profile(_profile(tmp_path, evolve={"problems": problems, "evaluation": evaluation}))
-    assert prof.evolve.decontamination_benchmarks() == ("toy", *names)
+    prof = load_profile(_profile(tmp_path, evolve={"problems": problems}, eval=evaluation))
+    assert prof.decontamination_benchmarks() == ("toy", *names)
     loaded = source_problems(prof, progress=False)
     assert loaded.problems["question"].to_pylist() == ["New 1+1?"]
     assert loaded.report.rejected == {"contaminated": 9}

@@ -21,11 +21,9 @@ import httpx
 import pytest
 
 from rstar.config import load_profile
-from rstar.evolve.models import tracking_for
-from rstar.evolve.paths import RoundPaths
 from rstar.evolve.stages import bootstrap_policy
 from rstar.stack import StackConfig, stack_env, start, stop
-from rstar.store import Catalog, StoreLayout
+from rstar.store import Catalog, RunLayout, StoreLayout
 from rstar.tracking import POLICY_MODEL, PPM_MODEL, checkpoint_path, round_alias
 from tasks.evolve import FAIL_ONCE_ENV
 
@@ -129,11 +127,12 @@ def stack(tmp_path_factory) -> Stack:
         stop(config)
 
 
+@pytest.mark.slow  # a real server, worker and two deployed rounds: minutes
 def test_round_one_retry_reruns_only_the_failed_shard_then_round_two_follows(
     stack, quick_base, tmp_path
 ):
     run_dir = with_base(stack.config.run_dir, quick_base)
-    paths = RoundPaths(run_dir, 1)
+    store = RunLayout(run_dir).store
 
     first = stack.run_deployment("evolve/round-1", quick=True)
     assert stack.wait(first) == "FAILED"
@@ -141,9 +140,9 @@ def test_round_one_retry_reruns_only_the_failed_shard_then_round_two_follows(
     assert failed["search-round-1-shard-1"] == "FAILED"
     assert failed["search-round-1-shard-0"] == "COMPLETED"
     assert "bucket-difficulty-round-1" not in failed  # nothing after the search ran
-    shard0 = paths.store.shard_path(1, "search", 0)
+    shard0 = store.shard_path(1, "search", 0)
     kept = shard0.stat().st_mtime_ns
-    assert not paths.store.shard_path(1, "search", 1).exists()
+    assert not store.shard_path(1, "search", 1).exists()
 
     stack.cli("flow-run", "retry", first)
     assert stack.wait(first) == "COMPLETED"
@@ -178,7 +177,7 @@ def test_round_one_retry_reruns_only_the_failed_shard_then_round_two_follows(
     with Catalog(StoreLayout.for_run(run_dir)) as catalog:
         rows = catalog.sql("SELECT round, policy FROM rounds").to_pylist()
     policies = {r["round"]: r["policy"] for r in rows}
-    tracking = tracking_for(prof)
+    tracking = prof.resolved_tracking()
     round1_policy = checkpoint_path(tracking, POLICY_MODEL, round_alias(1))
     assert policies[2] == str(round1_policy)  # round 2 searched with SLM-r1 from the registry
     assert checkpoint_path(tracking, PPM_MODEL, round_alias(2)).is_dir()

@@ -8,15 +8,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
 from rstar.config import load_profile
-from rstar.evolve.models import tracking_for
-from rstar.store import Catalog, StoreLayout, finished_rounds
+from rstar.store import Catalog, RunLayout, StoreLayout, finished_rounds
 from rstar.tracking import activate, round_alias
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +37,6 @@ ROUND_METRICS = {
 @pytest.mark.slow
 def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RSTAR_"))}
-    started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "flows.main", "--quick", "--run-dir", str(tmp_path)],
         cwd=REPO,
@@ -48,11 +45,9 @@ def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path):
         text=True,
         timeout=900,
     )
-    seconds = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    assert seconds < 420, f"quick main job took {seconds:.0f} s"
 
-    table = (tmp_path / "evolve" / "rounds.md").read_text()
+    table = RunLayout(tmp_path).rounds_table.read_text()
     assert "Self-evolution on the toy world" in table
     assert [line.split("│")[1].strip() for line in table.splitlines() if "│" in line] == [
         "0 (base)",
@@ -61,7 +56,8 @@ def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path):
         "3",
         "4",
     ]
-    assert table in done.stdout or "table written to" in done.stdout
+    body = [line for line in table.splitlines() if "│" in line]
+    assert body and all(line in done.stdout for line in body)  # printed as written
 
     rounds = finished_rounds(StoreLayout.for_run(tmp_path))
     assert sorted(rounds) == [0, 1, 2, 3, 4]
@@ -79,7 +75,7 @@ def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path):
     # rounds 3 and 4 searched with the previous round's PPM, rounds 1 and 2 without one
     assert [r["ppm"] is not None for r in used] == [False, False, False, True, True]
 
-    tracking = tracking_for(load_profile("tiny", tmp_path, quick=True))
+    tracking = load_profile("tiny", tmp_path, quick=True).resolved_tracking()
     experiment_id = activate(tracking)
     client = MlflowClient()
     parents = client.search_runs(

@@ -1,4 +1,4 @@
-"""MCTS against hand-computed trees (DESIGN §1.2), with a scripted policy and the real sandbox."""
+"""MCTS against hand-computed trees (docs/method.md §2): a scripted policy, the real sandbox."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import math
 import pytest
 
 from rstar.config import SearchConfig
-from rstar.sandbox import Sandbox
 from rstar.search.mcts import MCTS, MissingGoldError, SearchProblem
 from rstar.search.records import trees_to_table
 from rstar.search.tree import Node, Tree, select_child, uct
@@ -30,12 +29,6 @@ SCRIPT = {
     "B1": [B1X],
 }
 QUESTION = "What is two plus two?"
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(timeout=2.0, workers=2) as sb:
-        yield sb
 
 
 def config(**overrides) -> SearchConfig:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from rstar.config import ModelConfig
-from rstar.format import SPECIAL_TOKENS
 from rstar.models import (
     OpenAIBackend,
     PPMScorer,
@@ -13,16 +12,13 @@ from rstar.models import (
     generation_backend,
     ppm_scorer,
 )
-from rstar.models.tiny import build_tiny_llama, build_tiny_tokenizer
+from tests.tiny_models import tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    tok = build_tiny_tokenizer(["x = 1 + 2"], SPECIAL_TOKENS, vocab_size=280)
     path = tmp_path_factory.mktemp("ckpt")
-    tok.save_pretrained(path)
-    build_tiny_llama(tok, hidden=32, layers=1, max_positions=96).save_pretrained(path)
-    return path
+    return tiny_checkpoint(path, ["x = 1 + 2"], vocab_size=280, max_positions=96)
 
 
 def test_transformers_entry(checkpoint):

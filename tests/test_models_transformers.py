@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rstar.format import ANSWER_END, CODE_END, SPECIAL_TOKENS, STEP_END, STOP_STRINGS, build_prompt
+from rstar.format import ANSWER_END, CODE_END, STEP_END, STOP_STRINGS, build_prompt
 from rstar.models import (
     Completion,
     GenerationBackend,
@@ -22,7 +22,8 @@ from rstar.models import (
     ModelLoadError,
     TransformersBackend,
 )
-from rstar.models.tiny import EOS_TOKEN, build_tiny_llama, build_tiny_tokenizer, make_bigram
+from rstar.toy.model import build_tiny_llama
+from tests.tiny_models import EOS_TOKEN, make_bigram, tiny_tokenizer
 
 TRAIN_TEXTS = [
     build_prompt("What is 2 plus 3?") + "<code>\n# Step 1: add\nx = 2 + 3\n<end_of_step>",
@@ -49,7 +50,7 @@ def _save(tmp: Path, tok, model) -> Path:
 
 @pytest.fixture(scope="module")
 def tok():
-    return build_tiny_tokenizer(TRAIN_TEXTS, SPECIAL_TOKENS, vocab_size=320)
+    return tiny_tokenizer(TRAIN_TEXTS, vocab_size=320)
 
 
 def _bigram(tok):
@@ -123,7 +124,7 @@ def test_no_stop_strings_runs_to_max_new_tokens(bigram):
 def test_pad_equal_to_eos(tok, tmp_path):
     """A tokenizer without its own pad token pads with EOS: padding after a stop string must
     not be mistaken for a model EOS."""
-    pad_is_eos = build_tiny_tokenizer(TRAIN_TEXTS, SPECIAL_TOKENS, vocab_size=320)
+    pad_is_eos = tiny_tokenizer(TRAIN_TEXTS, vocab_size=320)
     pad_is_eos.pad_token = EOS_TOKEN
     backend = TransformersBackend(_save(tmp_path, pad_is_eos, _bigram(pad_is_eos)), progress=False)
     assert backend.tokenizer.pad_token_id == backend.tokenizer.eos_token_id
@@ -200,7 +201,7 @@ def test_missing_tokenizer_is_a_clear_error(tok, tmp_path):
 
 
 def test_missing_special_tokens_is_a_clear_error(tmp_path):
-    plain = build_tiny_tokenizer(TRAIN_TEXTS, (), vocab_size=300)
+    plain = tiny_tokenizer(TRAIN_TEXTS, (), vocab_size=300)
     _save(tmp_path, plain, build_tiny_llama(plain, hidden=32, layers=1))
     with pytest.raises(ModelLoadError, match=r"lacks the format's special tokens") as err:
         TransformersBackend(tmp_path)

@@ -10,9 +10,10 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rstar.format import SPECIAL_TOKENS, build_prompt
+from rstar.format import build_prompt
 from rstar.models import PPM_SCALE, ModelLoadError, PPMScorer, RewardBackend
-from rstar.models.tiny import build_tiny_llama, build_tiny_tokenizer
+from rstar.toy.model import build_tiny_llama
+from tests.tiny_models import tiny_checkpoint, tiny_tokenizer
 
 STEP_1 = "<code>\n# Step 1: add\nx = 2 + 3\n<end_of_step>"
 STEP_2 = "\n# Now print the final answer\nprint(x)\n<end_of_code>"
@@ -25,9 +26,7 @@ PAIRS = [
 
 @pytest.fixture(scope="module")
 def ppm_dir(tmp_path_factory) -> Path:
-    tok = build_tiny_tokenizer(
-        [build_prompt(q) + p for q, p in PAIRS], SPECIAL_TOKENS, vocab_size=300
-    )
+    tok = tiny_tokenizer([build_prompt(q) + p for q, p in PAIRS])
     model = build_tiny_llama(tok, hidden=32, layers=2, max_positions=128, classifier=True)
     with torch.no_grad():
         model.score.weight.mul_(40.0)  # raw scores of a few units, so tanh(raw / 5) bends
@@ -79,11 +78,9 @@ def test_long_text_keeps_its_end(ppm_dir, caplog):
 
 
 def test_causal_checkpoint_loads_with_a_new_head(tmp_path):
-    tok = build_tiny_tokenizer(["x = 1"], SPECIAL_TOKENS, vocab_size=280)
-    tok.save_pretrained(tmp_path)
-    build_tiny_llama(tok, hidden=32, layers=1).save_pretrained(tmp_path)
+    tiny_checkpoint(tmp_path, ["x = 1"], vocab_size=280)
     scorer = PPMScorer(tmp_path, progress=False)
-    assert scorer.backend.model.config.pad_token_id == tok.pad_token_id
+    assert scorer.backend.model.config.pad_token_id == 0  # the tokenizer's pad id
     scores = scorer.score(["q", "another question"], ["x = 1<end_of_step>", "y"])
     assert len(scores) == 2 and all(-1 <= s <= 1 for s in scores)
 
@@ -122,8 +119,6 @@ def test_mismatched_lengths(ppm_dir):
 
 
 def test_checkpoint_without_special_tokens(tmp_path):
-    tok = build_tiny_tokenizer(["x = 1"], (), vocab_size=270)
-    tok.save_pretrained(tmp_path)
-    build_tiny_llama(tok, hidden=32, layers=1, classifier=True).save_pretrained(tmp_path)
+    tiny_checkpoint(tmp_path, ["x = 1"], (), vocab_size=270, classifier=True)
     with pytest.raises(ModelLoadError, match="lacks the format's special tokens"):
         PPMScorer(tmp_path)

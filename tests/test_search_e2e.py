@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from rstar.cli import app
 from rstar.config import SearchConfig
 from rstar.models import TransformersBackend
-from rstar.sandbox import Sandbox
 from rstar.search import MCTS, SearchProblem, Tree
 from rstar.search.records import trees_to_table
 from rstar.store import Catalog, write_shard
@@ -52,7 +51,7 @@ def subtree_terminals(node) -> list:
     return found
 
 
-def test_mcts_with_a_real_policy_lands_in_the_store(policy, tmp_path) -> None:
+def test_mcts_with_a_real_policy_lands_in_the_store(policy, tmp_path, sandbox) -> None:
     [learnt] = training_problems(WORLD, MEMORISE)
     [unseen] = problem_pool(2, 1, "test", WORLD)
     backend = CountingBackend(str(policy), batch_size=16, progress=False)
@@ -61,8 +60,7 @@ def test_mcts_with_a_real_policy_lands_in_the_store(policy, tmp_path) -> None:
         rollouts=4, candidates=3, temperature=0.7, max_new_tokens=200, max_depth=6, seed=1
     )
     problems = [SearchProblem(p.id, p.question, p.answer) for p in (learnt, unseen)]
-    with Sandbox(timeout=5.0, workers=2) as sandbox:
-        results = MCTS(backend, sandbox, config, progress=False).search(problems)
+    results = MCTS(backend, sandbox, config, progress=False).search(problems)
 
     learnt_result = results[0]
     assert learnt_result.correct >= 1  # the memorised solution is found and graded correct

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from rstar.config import SearchConfig
-from rstar.sandbox import Sandbox
 from rstar.search import Expander, SearchProblem
 from rstar.search.answer import best_trajectory, grade_terminals, majority_vote
 from rstar.search.beam import beam_search
@@ -25,12 +22,6 @@ def final(tag: str, expr: str) -> str:
 
 def answer(tag: str, value: str) -> str:
     return f"\n<answer>[{tag}] \\boxed{{{value}}}<end_of_answer>"
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(timeout=2.0, workers=2) as sb:
-        yield sb
 
 
 CONFIG = SearchConfig(rollouts=4, candidates=2, error_threshold=1, max_depth=8)

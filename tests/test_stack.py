@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from typer.testing import CliRunner
 
+from rstar.cli.stack import stack_app
 from rstar.stack import (
     COMPONENTS,
     MLFLOW,
@@ -38,7 +39,6 @@ from rstar.stack import (
     StackError,
     env_exports,
     pid_file,
-    stack_app,
     stack_env,
     start,
     status,

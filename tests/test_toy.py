@@ -12,7 +12,6 @@ from transformers import AutoTokenizer
 
 from rstar.format import SPECIAL_TOKENS, StepKind, build_prompt, parse_response
 from rstar.grading import is_equivalent
-from rstar.sandbox import Sandbox
 from rstar.toy.config import ToyWorldConfig
 from rstar.toy.templates import SCENARIOS
 from rstar.toy.tokenizer import train_tokenizer
@@ -98,11 +97,10 @@ def test_distractors_only_from_level_three(level):
         assert _sentences(p.question) == facts + p.distractors + 1  # + the question
 
 
-def test_gold_programs_print_the_answer_in_the_sandbox():
+def test_gold_programs_print_the_answer_in_the_sandbox(sandbox):
     problems = [p for level in range(1, 7) for p in problem_pool(level, 9, "train", CFG)]
     programs = [parse_response(p.solution).program for p in problems]
-    with Sandbox(workers=2) as sandbox:
-        results = sandbox.run_many(programs)
+    results = sandbox.run_many(programs)
     for problem, result in zip(problems, results, strict=True):
         assert result.ok, (problem.question, result.error)
         assert result.stdout == problem.answer + "\n"

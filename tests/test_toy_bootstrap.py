@@ -9,9 +9,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from typer.testing import CliRunner
 
+from rstar.cli.toy import toy_app
 from rstar.format import build_prompt
 from rstar.toy.bootstrap import bootstrap, training_problems
-from rstar.toy.cli import toy_app
 from rstar.toy.config import BootstrapConfig, ToyWorldConfig
 from rstar.toy.evaluate_base import LevelResult, greedy_accuracy, greedy_results
 from rstar.toy.world import problem_pool, read_jsonl

@@ -9,8 +9,7 @@ import pytest
 from mlflow import MlflowClient
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-from rstar.format import SPECIAL_TOKENS, build_prompt
-from rstar.models.tiny import build_tiny_llama, build_tiny_tokenizer
+from rstar.format import build_prompt
 from rstar.tracking import (
     PPM_MODEL,
     Tracking,
@@ -23,11 +22,12 @@ from rstar.tracking import (
 from rstar.train.config import PolicyTrainConfig, PPMTrainConfig
 from rstar.train.ppm import train_ppm
 from rstar.train.sft import train_policy
+from tests.tiny_models import tiny_checkpoint
 
 QUESTION = "What is 2 plus 3?"
 PREFIX = "<code>\n# Step 1: add\nx = 2 + 3\n<end_of_step>"
 SOLUTION = PREFIX + "\n# Now print the final answer\nprint(x)\n<end_of_code>"
-SMALL = {"batch_size": 4, "per_device_batch_size": 4, "max_length": 128, "num_threads": 1}
+SMALL = {"batch_size": 4, "per_device_batch_size": 4, "max_length": 128}
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +45,8 @@ def tracking(run_dir) -> Tracking:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    tok = build_tiny_tokenizer([build_prompt(QUESTION) + SOLUTION], SPECIAL_TOKENS, vocab_size=300)
     path = tmp_path_factory.mktemp("base")
-    build_tiny_llama(tok, hidden=32, layers=1, max_positions=128).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    return tiny_checkpoint(path, [build_prompt(QUESTION) + SOLUTION], max_positions=128)
 
 
 def test_locations_default_under_the_run_directory(run_dir):

@@ -10,11 +10,9 @@ import pytest
 
 from rstar.config import SearchConfig
 from rstar.curate import CurationConfig, select_pairs
-from rstar.format import SPECIAL_TOKENS, build_prompt
+from rstar.format import build_prompt
 from rstar.models import PPMScorer
 from rstar.models.reward import TransformersRewardBackend
-from rstar.models.tiny import build_tiny_llama, build_tiny_tokenizer
-from rstar.sandbox import Sandbox
 from rstar.search.expansion import partial_text
 from rstar.search.mcts import MCTS, SearchProblem
 from rstar.search.records import trees_to_table
@@ -24,6 +22,7 @@ from rstar.train.config import PPMTrainConfig
 from rstar.train.data import held_out_split
 from rstar.train.ppm import _tokenized, pair_accuracy, pair_texts, train_ppm
 from tests.scripted import ReplayBackend
+from tests.tiny_models import tiny_checkpoint
 
 PREFIX = "<code>\n# Step 1: read the numbers\na = {a}\nb = {b}\n<end_of_step>"
 GOOD = "\n# Step 2: add them\nx = a + b\n<end_of_step>"
@@ -54,11 +53,7 @@ def separable_pairs(count: int) -> list[dict[str, str]]:
 def trained(tmp_path_factory):
     rows = separable_pairs(60)
     root = tmp_path_factory.mktemp("ppm")
-    tok = build_tiny_tokenizer(
-        [r["prompt"] + GOOD + BAD for r in rows], SPECIAL_TOKENS, vocab_size=300
-    )
-    build_tiny_llama(tok, hidden=32, layers=2, max_positions=256).save_pretrained(root / "policy")
-    tok.save_pretrained(root / "policy")
+    tiny_checkpoint(root / "policy", [r["prompt"] + GOOD + BAD for r in rows], layers=2)
     data = root / "pairs.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     config = PPMTrainConfig(
@@ -70,7 +65,6 @@ def trained(tmp_path_factory):
         weight_decay=0.0,
         eval_share=0.2,
         logging_steps=1,
-        num_threads=1,
     )
     result = train_ppm(data, root / "policy", root / "ppm", config, progress=False)
     return rows, config, result
@@ -145,11 +139,10 @@ SCRIPT = {
 QUESTION = "What is two plus two?"
 
 
-def test_curated_pairs_are_the_texts_the_scorer_sees(tmp_path, trained):
+def test_curated_pairs_are_the_texts_the_scorer_sees(tmp_path, trained, sandbox):
     config = SearchConfig(rollouts=6, candidates=2, error_threshold=1, seed=0)
-    with Sandbox(timeout=2.0, workers=2) as sandbox:
-        mcts = MCTS(ReplayBackend(SCRIPT), sandbox, config, progress=False)
-        [result] = mcts.search([SearchProblem("q1", QUESTION, gold="4")])
+    mcts = MCTS(ReplayBackend(SCRIPT), sandbox, config, progress=False)
+    [result] = mcts.search([SearchProblem("q1", QUESTION, gold="4")])
     tree = result.tree
     write_shard(tmp_path, trees_to_table([tree]), round=1, stage="search", shard=0)
     with Catalog(tmp_path) as catalog:

@@ -11,13 +11,13 @@ from transformers import AutoTokenizer, TrainerCallback
 
 from rstar.format import SPECIAL_TOKENS, build_prompt
 from rstar.models import GenerationParams, TransformersBackend
-from rstar.models.loading import atomic_token_id
-from rstar.models.tiny import build_tiny_llama, build_tiny_tokenizer
+from rstar.models.loading import atomic_token_id, load_tokenizer
 from rstar.train.config import PolicyTrainConfig
 from rstar.train.data import TrainingDataError, read_rows
 from rstar.train.run import SUMMARY_FILE, work_dir_for
 from rstar.train.sft import policy_init, train_policy
 from rstar.train.tokens import add_format_tokens
+from tests.tiny_models import tiny_checkpoint
 
 QUESTION = "What is 2 plus 3?"
 STEP_1 = "<code>\n# Step 1: add\nx = 2 + 3\n<end_of_step>"
@@ -26,7 +26,7 @@ SOLUTION = (
     "\n<answer>The answer is \\boxed{5}.<end_of_answer>"
 )
 # One thread: other jobs share the 2 cores, and 2 oversubscribed threads run 50x slower.
-FAST = {"num_threads": 1, "weight_decay": 0.0, "max_length": 256, "logging_steps": 1}
+FAST = {"weight_decay": 0.0, "max_length": 256, "logging_steps": 1}
 
 
 def config(**overrides) -> PolicyTrainConfig:
@@ -37,11 +37,10 @@ def config(**overrides) -> PolicyTrainConfig:
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory):
     """A base model whose tokenizer spells the format's markers as plain text."""
-    tok = build_tiny_tokenizer([build_prompt(QUESTION) + SOLUTION], vocab_size=300)
-    assert all(atomic_token_id(tok, t) is None for t in SPECIAL_TOKENS)
     path = tmp_path_factory.mktemp("base")
-    build_tiny_llama(tok, hidden=64, layers=2, max_positions=256).save_pretrained(path)
-    tok.save_pretrained(path)
+    tiny_checkpoint(path, [build_prompt(QUESTION) + SOLUTION], (), hidden=64, layers=2)
+    tok = load_tokenizer(path, require_special_tokens=False)
+    assert all(atomic_token_id(tok, t) is None for t in SPECIAL_TOKENS)
     return path
 
 

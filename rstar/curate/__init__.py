@@ -1,4 +1,4 @@
-"""Curation of a round's trees into training data (DESIGN §1.2–1.3).
+"""Curation of a round's trees into training data (docs/method.md §2-3).
 
 - ``difficulty`` / ``difficulty_counts`` / ``hard_problems`` / ``coverage``: problem buckets
   and coverage per round.

@@ -1,16 +1,16 @@
-"""Settings of the curation; the defaults are the paper's and the authors' code's (DESIGN §1.3)."""
+"""Settings of the curation; the defaults are the paper's and the authors' code's
+(docs/method.md §3)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from rstar.settings import Settings
 from rstar.store.schema import STAGES, TRAINING_STAGES
 
 
-class CurationConfig(BaseModel):
+class CurationConfig(Settings):
     """How SFT rows and PPM preference pairs are selected from a round's trees."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     sft_per_problem: int = Field(
         2, ge=1, description="correct trajectories per problem with the highest average Q"

@@ -1,4 +1,4 @@
-"""Problem difficulty and coverage per round (DESIGN §1.2), from the catalog's
+"""Problem difficulty and coverage per round (docs/method.md §2), from the catalog's
 ``problem_summary`` view: easy = every trajectory correct, medium = some, hard = none
 (also a searched problem with no trajectory at all). Training stages only."""
 

@@ -10,11 +10,11 @@ import datasets
 import duckdb
 import pyarrow as pa
 
+from rstar.atomic import atomic_write
 from rstar.curate.config import CurationConfig
 from rstar.curate.pairs import select_pairs
 from rstar.curate.sft import select_sft
 from rstar.store.catalog import Catalog
-from rstar.store.layout import atomic_write
 
 # The columns the trainers read (TRL: prompt/completion for SFT, prompt/chosen/rejected for
 # the reward model); the other columns are provenance.

@@ -1,4 +1,4 @@
-"""PPM preference pairs from a round's trees (DESIGN §1.3), selected in DuckDB.
+"""PPM preference pairs from a round's trees (docs/method.md §3), selected in DuckDB.
 
 Definitions (trajectories as in the store: root -> a terminal node a rollout reached):
 

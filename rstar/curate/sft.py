@@ -1,4 +1,4 @@
-"""Policy SFT rows from a round's trajectories (DESIGN §1.3).
+"""Policy SFT rows from a round's trajectories (docs/method.md §3).
 
 Per problem (pooling the round's configured stages): among trajectories that end in a
 correct answer and have no code error on their path, the ``sft_per_problem`` with the

@@ -1,7 +1,7 @@
 """Evaluation on benchmarks: methods, grading, results in the store and MLflow, scaling.
 
-- ``rstar.evaluate.benchmarks``: ``load_benchmark`` (``toy``, a name in shared/benchmarks,
-  or a file in the authors' JSON format).
+- ``rstar.evaluate.benchmarks``: ``load_benchmark`` (``toy``, one of the paper's nine
+  shipped with rstar, or a benchmark file in a known layout; every row kept).
 - ``rstar.evaluate.methods``: ``METHODS`` (greedy, mcts, mcts_vote, best_of_n, majority,
   beam).
 - ``rstar.evaluate.runner``: ``evaluate_problems`` over backend objects.

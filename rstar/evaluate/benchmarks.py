@@ -5,7 +5,7 @@ a layout rstar knows, and the toy world's held-out test set.
 ``math500``, ``aime2024``, ...: the authors' JSON files, package data under
 ``rstar/data/benchmarks``), or the path of a benchmark file. Files are read by the
 problem readers (JSON, JSONL, CSV, Parquet, saved datasets) with their column layouts
-(``rstar.problems.formats``: the authors' ``question``/``answer``, MATH's ``problem``/
+(``rstar.problems.layouts``: the authors' ``question``/``answer``, MATH's ``problem``/
 ``answer``/``solution``, GSM8K's ``#### N``); an optional ``level`` column is kept.
 
 A benchmark keeps **every row**, so that accuracies have the paper's denominators:
@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from rstar.evaluate.results import EvalProblem
 from rstar.grading import unusable_gold
 from rstar.problems import Decontaminator, ProblemSource, problem_id
-from rstar.problems.formats import ProblemFormat, parse_level
+from rstar.problems.layouts import ProblemFormat, parse_level
 from rstar.problems.loading import RowRejected, open_source, question_and_answer
 from rstar.problems.readers import RawRecord, SourceError
 from rstar.store.schema import PROBLEM_SCHEMA, REJECT_SCHEMA

@@ -1,4 +1,4 @@
-"""Settings of an evaluation (the ``eval:`` section of a profile).
+"""Settings of evaluations (the ``eval:`` section of a profile).
 
 Import-light (profiles embed it): the methods are named here with the search each runs;
 ``rstar.evaluate.methods`` adds how each picks its answer.
@@ -6,7 +6,9 @@ Import-light (profiles embed it): the methods are named here with the search eac
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from rstar.settings import Settings
 
 # The searches methods run.
 GREEDY = "greedy"
@@ -25,15 +27,19 @@ METHOD_SEARCH: dict[str, str] = {
 }
 
 
-class EvalConfig(BaseModel):
-    """Which methods, how many trajectories, and the test-time scaling budgets.
+class EvalConfig(Settings):
+    """The one evaluation section: what ``rstar eval`` runs, and what every round is
+    measured on after training (greedy always, then the budgeted methods).
 
     Defaults suit the tiny profile; the authors evaluate with 64 trajectories and 32
-    candidate steps per expansion (DESIGN §1.2, §1.5).
+    candidate steps per expansion (docs/method.md §2).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+    benchmarks: tuple[str, ...] = Field(
+        ("toy",),
+        description="what each round is evaluated on (and decontaminated against): 'toy' "
+        "(the held-out toy test set), names of shipped benchmarks, or benchmark files",
+    )
     methods: tuple[str, ...] = Field(
         ("greedy", "mcts"), description=f"evaluation methods, of: {', '.join(METHOD_SEARCH)}"
     )
@@ -54,13 +60,21 @@ class EvalConfig(BaseModel):
         None, description="methods on the scaling curve; default: every budgeted method run"
     )
     max_problems: int | None = Field(
-        None, gt=0, description="evaluate only the first N problems of a benchmark"
+        None, gt=0, description="evaluate only the first N problems of a benchmark file"
     )
     toy_per_level: int | None = Field(
-        None, gt=0, description="toy test problems per level (default: the world's test_per_level)"
+        None,
+        gt=0,
+        description="toy test problems per level (`rstar eval`, and greedy in rounds); "
+        "default: the world's test_per_level",
+    )
+    toy_search_per_level: int | None = Field(
+        None,
+        gt=0,
+        description="toy test problems per level for the budgeted methods in rounds (they "
+        "cost k trajectories each); default: toy_per_level",
     )
     write_trees: bool = Field(True, description="store the test-time search trees (stage eval)")
-    num_threads: int | None = Field(None, gt=0, description="torch CPU threads; default all")
 
     @field_validator("methods", "scaling_methods")
     @classmethod
@@ -87,3 +101,7 @@ class EvalConfig(BaseModel):
         """The methods drawn on the scaling curve (only budgeted methods have one)."""
         chosen = self.scaling_methods if self.scaling_methods is not None else self.methods
         return tuple(m for m in chosen if METHOD_SEARCH[m] != GREEDY) if self.scaling else ()
+
+    def budgeted_methods(self) -> tuple[str, ...]:
+        """The methods that take a trajectory budget (every one but greedy)."""
+        return tuple(m for m in self.methods if METHOD_SEARCH[m] != GREEDY)

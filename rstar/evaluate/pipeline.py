@@ -22,19 +22,19 @@ import re
 import zlib
 from pathlib import Path
 
-import mlflow
-
-from rstar.config import ModelConfig, SandboxConfig, SearchConfig
+from rstar.atomic import atomic_write
 from rstar.evaluate.benchmarks import Benchmark
 from rstar.evaluate.config import EvalConfig
 from rstar.evaluate.results import EvalReport
 from rstar.evaluate.runner import evaluate_problems
 from rstar.evaluate.scaling import plot_scaling
-from rstar.models import generation_backend, ppm_scorer
+from rstar.models.config import ModelConfig
+from rstar.sandbox.config import SandboxConfig
+from rstar.search.config import SearchConfig
 from rstar.search.records import trees_to_table
-from rstar.store import EVAL, Catalog, StoreLayout, atomic_write, write_shard
-from rstar.tracking import Tracking, log_metrics, start_run
-from rstar.train.run import torch_threads
+from rstar.search.session import search_session
+from rstar.store import EVAL, Catalog, StoreLayout, write_shard
+from rstar.tracking import Tracking, log_artifact, log_metrics, start_run
 
 SUMMARY_FILE = "summary.json"
 SCALING_FILE = "scaling.png"
@@ -122,31 +122,30 @@ def run_evaluation(
     store: StoreLayout | str | Path | None = None,
     round: int = 0,
     tracking: Tracking | None = None,
+    threads: int | None = None,
     progress: bool = True,
 ) -> EvalReport:
     """Evaluate the ``policy`` (and ``ppm``) checkpoints on ``benchmark``; see the module doc.
 
     ``round`` is the round whose models are evaluated (0: the base policy). Without
-    ``store`` nothing goes to the store; without ``tracking`` nothing to MLflow.
+    ``store`` nothing goes to the store; without ``tracking`` nothing to MLflow. ``threads``:
+    torch CPU threads (default: all cores).
     """
     config = config or EvalConfig()
     search = search or SearchConfig()
     sandbox = sandbox or SandboxConfig()
     benchmark = benchmark.head(config.max_problems)
-    with torch_threads(config.num_threads):
-        backend = generation_backend(policy.with_progress(progress))
-        scorer = ppm_scorer(ppm.with_progress(progress)) if ppm is not None else None
-        with sandbox.open() as box:
-            report = evaluate_problems(
-                benchmark.name,
-                benchmark.problems,
-                backend,
-                box,
-                search,
-                config,
-                ppm=scorer,
-                progress=progress,
-            )
+    with search_session(policy, ppm, sandbox, threads=threads, progress=progress) as session:
+        report = evaluate_problems(
+            benchmark.name,
+            benchmark.problems,
+            session.policy,
+            session.sandbox,
+            search,
+            config,
+            ppm=session.ppm,
+            progress=progress,
+        )
     files = write_outputs(report, out_dir)
     if store is not None:
         record_results(store, benchmark, report, round, config.write_trees)
@@ -165,5 +164,5 @@ def run_evaluation(
             for step, metrics in by_step.items():
                 log_metrics(metrics, step=step)
             for path in files:
-                mlflow.log_artifact(str(path))
+                log_artifact(path)
     return report

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from rstar.config import SearchConfig
 from rstar.evaluate.config import BEAM, GREEDY, MCTS_SEARCH, SAMPLE, EvalConfig
 from rstar.evaluate.methods import METHODS, first_samples
 from rstar.evaluate.results import (
@@ -30,6 +29,7 @@ from rstar.search import MCTS, Expander, SearchProblem, TreeResult
 from rstar.search.answer import answer_trajectories, grade_terminals
 from rstar.search.beam import beam_search
 from rstar.search.best_of_n import best_of_n
+from rstar.search.config import SearchConfig
 from rstar.search.greedy import greedy
 from rstar.search.tree import Node
 

@@ -5,9 +5,10 @@ small JSON-ready dicts (counts, paths, metrics). Every stage is idempotent: it w
 files atomically (a rerun replaces them) and the catalog is opened only by the stages that
 run one at a time, never by the search shards, which may run in parallel.
 
-    bootstrap_policy -> prepare_round -> search_shard* -> bucket -> extra_shard*
-        -> build_sft -> build_pairs -> train_policy -> train_ppm
-        -> benchmark (greedy, search) -> register_models -> finish_round
+    bootstrap_policy -> prepare_round -> search_shard* (search) -> bucket
+        -> search_shard* (extra_rollouts) -> build_sft -> build_pairs
+        -> train_round_policy -> train_round_ppm -> benchmark (greedy, search)
+        -> register_models -> finish_round
 """
 
 from __future__ import annotations
@@ -20,28 +21,28 @@ from typing import Any
 
 import pyarrow as pa
 
+from rstar.atomic import atomic_dir
 from rstar.config import Profile, load_profile
 from rstar.curate import difficulty_counts, hard_problems, select_pairs, select_sft
 from rstar.curate.export import export_rows
-from rstar.evaluate.benchmarks import Benchmark, load_benchmark
-from rstar.evaluate.config import EvalConfig
+from rstar.evaluate.benchmarks import load_benchmark
 from rstar.evaluate.pipeline import report_metrics, run_evaluation
-from rstar.evolve.models import RoundModels, tracking_for
-from rstar.evolve.paths import RoundPaths
-from rstar.evolve.problems import (
+from rstar.evolve.report import round_metrics, summary_plot
+from rstar.evolve.round_models import RoundModels
+from rstar.evolve.round_problems import (
     register_problems,
     shard_count,
     shard_problems,
     source_problems,
     write_problems,
 )
-from rstar.evolve.report import finish_round, round_metrics, summary_plot
-from rstar.models import generation_backend, ppm_scorer
+from rstar.runtime import torch_threads
 from rstar.search import MCTS
 from rstar.search.records import trees_to_table
-from rstar.store import EXTRA_ROLLOUTS, SEARCH, Catalog, write_shard
+from rstar.search.session import search_session
+from rstar.settings import with_overrides
+from rstar.store import EXTRA_ROLLOUTS, SEARCH, Catalog, RunLayout, write_shard
 from rstar.toy.bootstrap import bootstrap
-from rstar.toy.config import ToyConfig
 from rstar.tracking import (
     POLICY_MODEL,
     PPM_MODEL,
@@ -53,8 +54,11 @@ from rstar.tracking import (
     under_run,
 )
 from rstar.train.ppm import train_ppm
-from rstar.train.run import publish, torch_threads
 from rstar.train.sft import policy_init, train_policy
+
+# The two evaluations of a round: greedy decoding, and the budgeted methods (MCTS + PPM...).
+GREEDY_EVAL = "greedy"
+SEARCH_EVAL = "search"
 
 
 @dataclass(frozen=True)
@@ -76,11 +80,11 @@ class RunSpec:
 def bootstrap_policy(prof: Profile, progress: bool = True) -> str:
     """The round-1 base policy: the toy profile builds it when it is missing (atomically:
     a crash leaves no half checkpoint); other profiles must point at an existing model."""
-    target = Path(prof.policy.path)
-    if prof.toy is None or (target / "config.json").is_file():
+    target, toy = Path(prof.policy.path), prof.toy
+    if toy is None or (target / "config.json").is_file():
         return str(prof.policy.local_path())
-    toy = ToyConfig.model_validate(prof.toy)
-    publish(target, lambda tmp: bootstrap(tmp, toy.world, toy.bootstrap, progress=progress))
+    with torch_threads(prof.threads):
+        atomic_dir(target, lambda tmp: bootstrap(tmp, toy.world, toy.bootstrap, progress=progress))
     return str(target)
 
 
@@ -90,11 +94,11 @@ def prepare_round(
     """Write the round's problem file, add the problems and the rows left out of the
     problem files (rejects: bad, duplicate, benchmark questions) to the catalog, mark the
     round started."""
-    paths = RoundPaths(prof.run_dir, round)
+    layout = RunLayout(prof.run_dir)
     loaded = source_problems(prof, progress)
-    rows = write_problems(loaded.problems, paths.problems)
-    register_problems(paths.store.root, loaded)
-    with Catalog(paths.store) as catalog:
+    rows = write_problems(loaded.problems, layout.round(round).problems)
+    register_problems(layout.store, loaded)
+    with Catalog(layout.store) as catalog:
         catalog.start_round(
             round, policy=models.search_policy.path, ppm=models.ppm.path if models.ppm else None
         )
@@ -109,39 +113,36 @@ def prepare_round(
 def search_shard(
     prof: Profile,
     round: int,
+    stage: str,
     shard: int,
     models: RoundModels,
     *,
-    extra: bool = False,
     parent_run_id: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """MCTS (data generation: gold answers grade the terminals) over one shard of the
-    round's problems, or of its unsolved ones (``extra``); the trees become one Parquet
-    shard of stage ``search`` / ``extra_rollouts``, replacing an earlier attempt's."""
-    paths = RoundPaths(prof.run_dir, round)
-    settings = prof.evolve.round(round)
-    stage = EXTRA_ROLLOUTS if extra else SEARCH
-    rollouts = settings.extra_rollouts if extra else settings.rollouts
-    if rollouts is None:
-        raise ValueError(f"round {round} has no extra rollouts configured")
-    source = paths.extra_problems if extra else paths.problems
-    problems = shard_problems(source, shard, prof.evolve.shard_size)
-    search = prof.search.model_copy(
-        update={
-            "rollouts": rollouts,
-            "seed": prof.search.seed + 1_000_003 * round + 7919 * shard + (1 if extra else 0),
-            **({"error_threshold": settings.error_threshold} if settings.error_threshold else {}),
-        }
+    round's problems (``stage`` search), or of its unsolved ones (``stage``
+    extra_rollouts); the trees become one Parquet shard of that stage, replacing an
+    earlier attempt's."""
+    layout = RunLayout(prof.run_dir)
+    extra = stage == EXTRA_ROLLOUTS
+    if stage not in (SEARCH, EXTRA_ROLLOUTS):
+        raise ValueError(f"stage must be {SEARCH} or {EXTRA_ROLLOUTS}, got {stage!r}")
+    files = layout.round(round)
+    problems = shard_problems(
+        files.extra_problems if extra else files.problems, shard, prof.evolve.shard_size
     )
+    search = prof.round_search(round, extra=extra)
+    seed = search.seed + 1_000_003 * round + 7919 * shard + (1 if extra else 0)
+    search = search.model_copy(update={"seed": seed})
     started = time.perf_counter()
-    with torch_threads(prof.evolve.search_threads):
-        backend = generation_backend(models.search_policy.with_progress(progress))
-        scorer = ppm_scorer(models.ppm.with_progress(progress)) if models.ppm else None
-        with prof.sandbox.open() as box:
-            results = MCTS(backend, box, search, ppm=scorer, progress=progress).search(problems)
+    with search_session(
+        models.search_policy, models.ppm, prof.sandbox, threads=prof.threads, progress=progress
+    ) as session:
+        mcts = MCTS(session.policy, session.sandbox, search, ppm=session.ppm, progress=progress)
+        results = mcts.search(problems)
     info = write_shard(
-        paths.store, trees_to_table(r.tree for r in results), round=round, stage=stage, shard=shard
+        layout.store, trees_to_table(r.tree for r in results), round=round, stage=stage, shard=shard
     )
     terminals = [t for r in results for t in r.terminals]
     summary = {
@@ -154,7 +155,8 @@ def search_shard(
         "seconds": time.perf_counter() - started,
         "file": str(info.path),
     }
-    with under_run(parent_run_id), start_run(tracking_for(prof), f"{stage}-shard-{shard}"):
+    tracking = prof.resolved_tracking()
+    with under_run(parent_run_id), start_run(tracking, f"{stage}-shard-{shard}"):
         log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
     return summary
 
@@ -162,14 +164,13 @@ def search_shard(
 def bucket(prof: Profile, round: int) -> dict[str, int]:
     """Difficulty of the round's problems from their trees (easy: all trajectories
     correct, medium: some, hard: none) and the file of hard ones for the extra search."""
-    paths = RoundPaths(prof.run_dir, round)
-    with Catalog(paths.store) as catalog:
+    layout = RunLayout(prof.run_dir)
+    with Catalog(layout.store) as catalog:
         counts = difficulty_counts(catalog, round)
         hard = hard_problems(catalog, round)
-    extra = prof.evolve.round(round).extra_rollouts
     shards = 0
-    if extra and len(hard):
-        write_problems(hard, paths.extra_problems)
+    if prof.evolve.round(round).extra is not None and len(hard):
+        write_problems(hard, layout.round(round).extra_problems)
         shards = shard_count(len(hard), prof.evolve.shard_size)
     return {**counts, "extra_shards": shards}
 
@@ -194,18 +195,18 @@ def train_round_policy(
     progress: bool = True,
 ) -> dict[str, Any]:
     """SLM-r(N): SFT from the base model or the previous policy (``train.policy.init_from``)."""
-    paths = RoundPaths(prof.run_dir, round)
+    out = RunLayout(prof.run_dir).round(round).policy
     init = policy_init(prof.train.policy, models.base, models.previous_policy)
-    with under_run(parent_run_id):
+    with under_run(parent_run_id), torch_threads(prof.threads):
         result = train_policy(
             sft_path,
             init,
-            paths.policy,
+            out,
             prof.train.policy,
-            tracking=tracking_for(prof),
+            tracking=prof.resolved_tracking(),
             progress=progress,
         )
-    return {"path": str(paths.policy), "init": str(init), **result.metrics, "rows": result.rows}
+    return {"path": str(out), "init": str(init), **result.metrics, "rows": result.rows}
 
 
 def train_round_ppm(
@@ -218,59 +219,63 @@ def train_round_ppm(
     progress: bool = True,
 ) -> dict[str, Any]:
     """PPM-r(N), initialised from the round's new policy, on the round's pairs."""
-    paths = RoundPaths(prof.run_dir, round)
-    with under_run(parent_run_id):
+    out = RunLayout(prof.run_dir).round(round).ppm
+    with under_run(parent_run_id), torch_threads(prof.threads):
         result = train_ppm(
             pairs_path,
             policy_path,
-            paths.ppm,
+            out,
             prof.train.ppm,
-            tracking=tracking_for(prof),
+            tracking=prof.resolved_tracking(),
             progress=progress,
         )
-    return {"path": str(paths.ppm), **result.metrics}
+    return {"path": str(out), **result.metrics}
 
 
 def benchmark(
     prof: Profile,
     round: int,
+    kind: str,
     policy_path: str,
     ppm_path: str | None,
     *,
-    searches: bool,
     parent_run_id: str | None = None,
     progress: bool = True,
 ) -> dict[str, float]:
-    """Greedy pass@1 (``searches=False``), or the budgeted methods (MCTS + PPM choosing
-    among k trajectories...), on each of the round's benchmarks. Round 0 is the base
-    policy. Results go to the store; returns the accuracies (overall, pass@k, per level)
-    under the names of ``rstar.evaluate.pipeline.report_metrics``."""
-    settings = prof.evolve.evaluation
-    paths = RoundPaths(prof.run_dir, round)
-    policy = prof.policy.at(policy_path)
-    ppm = prof.ppm_at(ppm_path) if ppm_path else None
-    config = EvalConfig(
-        methods=settings.search_methods if searches else ("greedy",),
-        trajectories=settings.trajectories,
+    """Evaluation ``kind`` of the round's models on each of ``eval.benchmarks``: greedy
+    pass@1 (``greedy``), or the budgeted methods of ``eval.methods``, MCTS + PPM choosing
+    among k trajectories... (``search``). Round 0 is the base policy. Results go to the
+    store; returns the accuracies (overall, pass@k, per level) under the names of
+    ``rstar.evaluate.pipeline.report_metrics``."""
+    if kind not in (GREEDY_EVAL, SEARCH_EVAL):
+        raise ValueError(f"kind must be {GREEDY_EVAL} or {SEARCH_EVAL}, got {kind!r}")
+    searches = kind == SEARCH_EVAL
+    settings = prof.eval
+    config = with_overrides(
+        settings,
+        methods=settings.budgeted_methods() if searches else (GREEDY_EVAL,),
         scaling=settings.scaling if searches else (),
-        max_problems=settings.max_problems,
-        num_threads=prof.evolve.search_threads,
     )
+    per_level = (settings.toy_search_per_level if searches else None) or settings.toy_per_level
+    files = RunLayout(prof.run_dir).round(round)
     metrics: dict[str, float] = {}
     for name in settings.benchmarks:
-        bench = _benchmark(prof, name, settings.search_per_level if searches else None)
+        bench = load_benchmark(
+            name, world=prof.toy.world if prof.toy else None, toy_per_level=per_level
+        )
         with under_run(parent_run_id):
             report = run_evaluation(
                 bench,
-                policy,
-                paths.eval_dir / f"{bench.name}-{'search' if searches else 'greedy'}",
-                ppm=ppm,
+                prof.policy.at(policy_path),
+                files.eval_dir(bench.name, kind),
+                ppm=prof.ppm_at(ppm_path) if ppm_path else None,
                 search=prof.search,
                 sandbox=prof.sandbox,
                 config=config,
-                store=paths.store,
+                store=RunLayout(prof.run_dir).store,
                 round=round,
-                tracking=tracking_for(prof),
+                tracking=prof.resolved_tracking(),
+                threads=prof.threads,
                 progress=progress,
             )
         metrics |= {name: v for (name, step), v in report_metrics(report).items() if step is None}
@@ -281,7 +286,7 @@ def register_models(
     prof: Profile, round: int, policy_path: str, ppm_path: str, parent_run_id: str | None = None
 ) -> dict[str, str]:
     """The round's policy and PPM as model versions ``policy`` / ``ppm`` aliased round-N."""
-    tracking = tracking_for(prof)
+    tracking = prof.resolved_tracking()
     with under_run(parent_run_id), start_run(tracking, "register", tags={"round": round}):
         policy = register_checkpoint(tracking, POLICY_MODEL, policy_path, round)
         ppm = register_checkpoint(tracking, PPM_MODEL, ppm_path, round)
@@ -292,51 +297,49 @@ def evaluate_base(
     prof: Profile, base_path: str, parent_run_id: str | None = None, progress: bool = True
 ) -> dict[str, float]:
     """Round 0: the base policy's greedy accuracy, the line every round is compared with."""
-    store = RoundPaths(prof.run_dir, 0).store
+    store = RunLayout(prof.run_dir).store
     with Catalog(store) as catalog:
         catalog.start_round(0, policy=base_path)
     metrics = benchmark(
-        prof, 0, base_path, None, searches=False, parent_run_id=parent_run_id, progress=progress
+        prof, 0, GREEDY_EVAL, base_path, None, parent_run_id=parent_run_id, progress=progress
     )
-    finish_round(store, 0, metrics)
+    with Catalog(store) as catalog:
+        catalog.finish_round(0, metrics)
     return metrics
 
 
-def complete_round(
+def finish_round(
     prof: Profile, round: int, run_id: str, stage_results: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, float]:
     """The round's metrics on its MLflow run (with the summary plot), and the round
-    recorded as completed in the catalog: the next round may start."""
-    paths = RoundPaths(prof.run_dir, round)
-    metrics = round_metrics(paths.store, round, stage_results)
-    plot = summary_plot(metrics, round, paths.summary_plot)
-    close_run(tracking_for(prof), run_id, metrics, [plot])
-    finish_round(paths.store, round, metrics)
+    recorded as finished in the catalog: the next round may start."""
+    layout = RunLayout(prof.run_dir)
+    metrics = round_metrics(layout.store, round, stage_results)
+    plot = summary_plot(metrics, round, layout.round(round).summary_plot)
+    close_run(prof.resolved_tracking(), run_id, metrics, [plot])
+    with Catalog(layout.store) as catalog:
+        catalog.finish_round(round, metrics)
     return metrics
 
 
 def open_round_run(prof: Profile, round: int, models: RoundModels) -> str:
-    """The round's parent MLflow run (experiment ``evolve.experiment``); returns its id."""
+    """The round's parent MLflow run (experiment ``tracking.experiment``); returns its id."""
     settings = prof.evolve.round(round)
     params = {"profile": prof.name, **settings.model_dump(), **models.as_params()}
-    return open_run(tracking_for(prof), f"round-{round}", tags={"round": round}, params=params)
-
-
-def _benchmark(prof: Profile, name: str, per_level: int | None) -> Benchmark:
-    toy = ToyConfig.model_validate(prof.toy or {})
-    count = per_level or prof.evolve.evaluation.greedy_per_level
-    return load_benchmark(name, world=toy.world, toy_per_level=count)
+    tracking = prof.resolved_tracking()
+    return open_run(tracking, f"round-{round}", tags={"round": round}, params=params)
 
 
 def _export(prof: Profile, round: int, name: str, kind: str, select: Any) -> dict[str, Any]:
-    paths = RoundPaths(prof.run_dir, round)
-    with Catalog(paths.store) as catalog:
+    layout = RunLayout(prof.run_dir)
+    with Catalog(layout.store) as catalog:
         rows: pa.Table = select(catalog, round, prof.curate)
         if not len(rows):
             raise ValueError(
-                f"round {round} produced no {name} rows (no problem of {paths.problems} has a "
-                "usable trajectory): there is nothing to train on. Search more problems or "
-                "more rollouts (evolve.problems, evolve.rounds) or start from a stronger policy."
+                f"round {round} produced no {name} rows (no problem of "
+                f"{layout.round(round).problems} has a usable trajectory): there is nothing "
+                "to train on. Search more problems or more rollouts (evolve.problems, "
+                "evolve.rounds) or start from a stronger policy."
             )
         path = export_rows(catalog, round, name, kind, rows)
     return {"path": str(path), "rows": len(rows)}

@@ -4,10 +4,12 @@
 - ``TransformersBackend`` (CPU/CUDA, in-process), ``VLLMBackend`` (``[vllm]`` extra, GPU),
   ``OpenAIBackend`` (any OpenAI-compatible server).
 - ``PPMScorer`` over a ``RewardBackend`` (``TransformersRewardBackend``).
-- ``generation_backend`` / ``ppm_scorer``: the above from a profile's model entry.
+- ``ModelConfig`` (a profile's model entry); ``generation_backend`` / ``ppm_scorer``: the
+  above from one.
 """
 
 from rstar.models.base import Completion, GenerationBackend, GenerationParams
+from rstar.models.config import BACKENDS, ModelConfig
 from rstar.models.factory import generation_backend, ppm_scorer
 from rstar.models.loading import ModelLoadError
 from rstar.models.openai_backend import OpenAIBackend, OpenAIRequestError
@@ -17,10 +19,12 @@ from rstar.models.transformers_backend import TransformersBackend
 from rstar.models.vllm_backend import VLLMBackend
 
 __all__ = [
+    "BACKENDS",
     "PPM_SCALE",
     "Completion",
     "GenerationBackend",
     "GenerationParams",
+    "ModelConfig",
     "ModelLoadError",
     "OpenAIBackend",
     "OpenAIRequestError",

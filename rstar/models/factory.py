@@ -1,29 +1,16 @@
-"""Backends from a profile's model entry (``rstar.config.ModelConfig`` or anything shaped so)."""
+"""Backends from a profile's model entry (``rstar.models.ModelConfig``)."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
 from rstar.models.base import GenerationBackend
+from rstar.models.config import ModelConfig
 from rstar.models.openai_backend import OpenAIBackend
 from rstar.models.ppm import PPMScorer
 from rstar.models.transformers_backend import TransformersBackend
 from rstar.models.vllm_backend import VLLMBackend
 
 
-class ModelEntry(Protocol):
-    """The fields of a profile's model entry that choose and configure a backend."""
-
-    backend: str
-    path: str
-    device: str
-    batch_size: int
-    base_url: str | None
-    api_key_env: str
-    extra: dict[str, Any]
-
-
-def generation_backend(entry: ModelEntry) -> GenerationBackend:
+def generation_backend(entry: ModelConfig) -> GenerationBackend:
     """The policy backend an entry describes; ``extra`` holds backend-specific options."""
     if entry.backend == "transformers":
         return TransformersBackend(entry.path, entry.device, entry.batch_size, **entry.extra)
@@ -38,7 +25,7 @@ def generation_backend(entry: ModelEntry) -> GenerationBackend:
     raise ValueError(f"unknown backend {entry.backend!r}: use transformers, vllm or openai")
 
 
-def ppm_scorer(entry: ModelEntry) -> PPMScorer:
+def ppm_scorer(entry: ModelConfig) -> PPMScorer:
     """The PPM an entry describes (transformers only for now; ``extra`` may set ``scale``)."""
     if entry.backend != "transformers":
         raise ValueError(

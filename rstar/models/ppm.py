@@ -8,7 +8,7 @@ from pathlib import Path
 from rstar.format import build_prompt
 from rstar.models.reward import RewardBackend, TransformersRewardBackend
 
-# The authors' code divides the value head's output by 5 before tanh (DESIGN §1.3).
+# The authors' code divides the value head's output by 5 before tanh (docs/method.md §3).
 PPM_SCALE = 0.2
 
 

@@ -1,12 +1,12 @@
 """Math problems in: sources and column mappings, stable ids, dedup, decontamination.
 
-Synthesis of new problems with a consistency filter (DESIGN §1.4) is in
+Synthesis of new problems with a consistency filter (docs/method.md §4) is in
 ``rstar.problems.synthesis`` (not imported here: it pulls in the model backends).
 """
 
 from rstar.problems.decontam import Contamination, Decontaminator
-from rstar.problems.formats import FORMATS, ProblemFormat, columns_format, detect_format
 from rstar.problems.ids import normalize_question, problem_id
+from rstar.problems.layouts import FORMATS, ProblemFormat, columns_format, detect_format
 from rstar.problems.loading import LoadReport, LoadResult, ProblemSource, load_problems
 from rstar.problems.readers import RawRecord, SourceError, iter_records
 

@@ -19,14 +19,14 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from rstar.problems.decontam import Decontaminator
-from rstar.problems.formats import (
+from rstar.problems.ids import problem_id
+from rstar.problems.layouts import (
     FORMATS,
     ProblemFormat,
     detect_format,
     get_format,
     parse_level,
 )
-from rstar.problems.ids import problem_id
 from rstar.problems.readers import RawRecord, iter_records
 from rstar.store.schema import PROBLEM_SCHEMA, REJECT_SCHEMA
 

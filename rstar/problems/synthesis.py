@@ -1,4 +1,4 @@
-"""New problems from seed problems, kept only when sampled solutions agree (DESIGN §1.4).
+"""New problems from seed problems, kept only when sampled solutions agree (docs/method.md §4).
 
 For each seed, a model writes ``new_per_seed`` new problems (``problem_prompt``). Each new
 problem gets ``num_solutions`` sampled solutions (``solve_prompt``); their final answers
@@ -26,10 +26,11 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
+from rstar.atomic import atomic_write
 from rstar.grading import extract_answer, is_equivalent
 from rstar.models.base import GenerationBackend, GenerationParams
 from rstar.problems.ids import problem_id
-from rstar.store.layout import StoreLayout, atomic_write
+from rstar.store.layout import StoreLayout
 from rstar.store.schema import PROBLEM_SCHEMA, SYNTHESIS_SCHEMA
 
 DEFAULT_PROBLEM_PROMPT = (

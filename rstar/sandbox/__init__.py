@@ -60,9 +60,17 @@ Usage::
         results = sb.run_many(programs)                         # parallel, order kept
 """
 
+from rstar.sandbox.config import SandboxConfig
 from rstar.sandbox.isolation import IsolationLevel
 from rstar.sandbox.result import ExecResult
 from rstar.sandbox.sandbox import DEFAULT_PRELOAD, Sandbox
 from rstar.sandbox.worker import WorkerError
 
-__all__ = ["DEFAULT_PRELOAD", "ExecResult", "IsolationLevel", "Sandbox", "WorkerError"]
+__all__ = [
+    "DEFAULT_PRELOAD",
+    "ExecResult",
+    "IsolationLevel",
+    "Sandbox",
+    "SandboxConfig",
+    "WorkerError",
+]

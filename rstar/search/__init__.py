@@ -3,6 +3,7 @@
 One file per strategy, all growing trees through the batched :class:`Expander`.
 """
 
+from rstar.search.config import SearchConfig
 from rstar.search.expansion import Expander, SearchStats
 from rstar.search.mcts import MCTS, MissingGoldError, SearchProblem, TreeResult
 from rstar.search.tree import Node, Tree
@@ -12,6 +13,7 @@ __all__ = [
     "Expander",
     "MissingGoldError",
     "Node",
+    "SearchConfig",
     "SearchProblem",
     "SearchStats",
     "Tree",

@@ -1,4 +1,4 @@
-"""Test-time answers: choose among the trajectories a search found (DESIGN §1.5).
+"""Test-time answers: choose among the trajectories a search found (docs/method.md §5).
 
 - :func:`best_trajectory`: the answer trajectory with the highest PPM score of its final
   step (the PPM scores whole trajectories at test time); without PPM scores, the one with

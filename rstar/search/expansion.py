@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rstar.config import SearchConfig
 from rstar.format import (
     STOP_STRINGS,
     FormatError,
@@ -43,6 +42,7 @@ from rstar.format import (
 from rstar.grading import is_correct
 from rstar.models import Completion, GenerationBackend, GenerationParams, PPMScorer
 from rstar.sandbox import ExecResult, Sandbox
+from rstar.search.config import SearchConfig
 from rstar.search.tree import (
     ANSWER,
     CODE_ERROR,

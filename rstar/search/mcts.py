@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
 
-from rstar.config import SearchConfig
 from rstar.grading import is_correct
 from rstar.models import GenerationBackend, PPMScorer
 from rstar.sandbox import Sandbox
+from rstar.search.config import SearchConfig
 from rstar.search.expansion import Expander, SearchStats
 from rstar.search.tree import Node, Tree
 

@@ -1,4 +1,4 @@
-"""The search tree of one problem: nodes, UCT selection and back-propagation (DESIGN §1.2).
+"""The search tree of one problem: nodes, UCT selection and back-propagation (docs/method.md §2).
 
 Values follow the paper exactly. A node keeps ``value_sum`` (the paper's q(s)) and
 ``visits`` (N(s)); ``Q(s) = q(s) / N(s)``. A new node starts at q(s)_0 = 0 (terminal-guided

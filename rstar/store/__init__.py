@@ -8,7 +8,7 @@
 """
 
 from rstar.store.catalog import Catalog, CatalogLockedError, finished_rounds
-from rstar.store.layout import StoreLayout, atomic_write
+from rstar.store.layout import RoundLayout, RunLayout, StoreLayout
 from rstar.store.schema import (
     EVAL,
     EVAL_RESULT_SCHEMA,
@@ -42,9 +42,10 @@ __all__ = [
     "Catalog",
     "CatalogLockedError",
     "NodeTableError",
+    "RoundLayout",
+    "RunLayout",
     "ShardInfo",
     "StoreLayout",
-    "atomic_write",
     "finished_rounds",
     "write_shard",
 ]

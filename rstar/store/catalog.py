@@ -59,7 +59,7 @@ FROM nodes WHERE terminal AND visits > 0
 _STAGE_LIST = ", ".join(f"'{stage}'" for stage in TRAINING_STAGES)
 
 # Per (round, problem): its trees and trajectories over the training stages (search and
-# extra rollouts; evaluation trees are left out), and its difficulty (DESIGN §1.2).
+# extra rollouts; evaluation trees are left out), and its difficulty (docs/method.md §2).
 _PROBLEM_SUMMARY = f"""
 CREATE OR REPLACE VIEW problem_summary AS
 WITH trees AS (

@@ -1,4 +1,19 @@
-"""Where a store keeps its files, and the atomic-write rule every file follows.
+"""Where a run keeps its files: the one owner of every path under a run directory.
+
+A run directory holds (:class:`RunLayout`, :class:`RoundLayout`)::
+
+    store/                              the trajectory store (:class:`StoreLayout`)
+    round-N/problems.parquet            the problems round N searches (sorted by id)
+    round-N/extra.parquet               those it left unsolved, for its extra search
+    round-N/policy, round-N/ppm         its checkpoints (SLM-rN, PPM-rN)
+    round-N/eval/<benchmark>-<kind>/    its evaluations (summary.json, scaling.png)
+    round-N/summary.png                 its summary plot
+    rounds.md                           the per-round table of the main job
+    mlflow/                             MLflow's database and artifacts (rstar.tracking)
+    prefect-home/                       Prefect's state when no server is configured
+    stack/                              the local stack's PID files and logs (rstar stack)
+
+Round 0 is the base policy: its evaluations live in ``round-0/eval/``.
 
 A store is one directory per project run (default ``<run_dir>/store``)::
 
@@ -11,16 +26,13 @@ The ``key=value`` directories follow the hive convention so the tree is easy to 
 but the partition columns are also stored inside every file (with their Arrow types), and
 the catalog reads the files with ``hive_partitioning = false``.
 
-Every file is written under a temporary name in its final directory and renamed into
-place (``atomic_write``): readers never see half a file, a rerun replaces the file, and
-temporary names never match the ``*.parquet`` globs the catalog reads.
+Every file is written whole or not at all (``rstar.atomic``): readers never see half a
+file, a rerun replaces the file, and temporary names never match the ``*.parquet`` globs
+the catalog reads.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,19 +86,71 @@ class StoreLayout:
         return self.datasets_dir / f"round={round}" / f"{name}.jsonl"
 
 
-def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write(tmp)`` on a temporary path beside ``path``, fsync it, rename it to ``path``.
+@dataclass(frozen=True)
+class RoundLayout:
+    """The files of one round (round 0: the base policy's evaluations)."""
 
-    The rename is atomic on one filesystem: ``path`` is either the old file or the whole
-    new one. On any error the temporary file is removed and the error re-raised.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    run_dir: Path
+    round: int
+
+    @property
+    def dir(self) -> Path:
+        return self.run_dir / f"round-{self.round}"
+
+    @property
+    def problems(self) -> Path:
+        return self.dir / "problems.parquet"
+
+    @property
+    def extra_problems(self) -> Path:
+        return self.dir / "extra.parquet"
+
+    @property
+    def policy(self) -> Path:
+        return self.dir / "policy"
+
+    @property
+    def ppm(self) -> Path:
+        return self.dir / "ppm"
+
+    def eval_dir(self, benchmark: str, kind: str | None = None) -> Path:
+        """Where an evaluation of ``benchmark`` writes its files; ``kind`` tells a round's
+        evaluations apart (``greedy``, ``search``)."""
+        return self.dir / "eval" / (f"{benchmark}-{kind}" if kind else benchmark)
+
+    @property
+    def summary_plot(self) -> Path:
+        return self.dir / "summary.png"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The paths of one run directory (module docstring); ``run_dir`` is made absolute."""
+
+    run_dir: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "run_dir", Path(self.run_dir).expanduser().resolve())
+
+    @property
+    def store(self) -> StoreLayout:
+        return StoreLayout.for_run(self.run_dir)
+
+    def round(self, number: int) -> RoundLayout:
+        return RoundLayout(self.run_dir, number)
+
+    @property
+    def rounds_table(self) -> Path:
+        return self.run_dir / "rounds.md"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.run_dir / "mlflow"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.run_dir / "prefect-home"
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.run_dir / "stack"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 # Stages of a round whose trees are written to the store.
-SEARCH = "search"  # the round's main MCTS (DESIGN §1.2)
+SEARCH = "search"  # the round's main MCTS (docs/method.md §2)
 EXTRA_ROLLOUTS = "extra_rollouts"  # additional rollouts on the hard problems
 EVAL = "eval"  # test-time search on benchmarks (no training data is taken from it)
 STAGES = (SEARCH, EXTRA_ROLLOUTS, EVAL)
@@ -115,7 +115,7 @@ EVAL_RESULT_SCHEMA = pa.schema(
 )
 
 
-# One row per judged synthesis candidate (DESIGN §1.4), kept for audit.
+# One row per judged synthesis candidate (docs/method.md §4), kept for audit.
 SYNTHESIS_SCHEMA = pa.schema(
     [
         pa.field("candidate_id", pa.string()),  # "<seed problem id>:<k>", the k-th new problem

@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rstar.store.layout import StoreLayout, atomic_write
+from rstar.atomic import atomic_write
+from rstar.store.layout import StoreLayout
 from rstar.store.schema import STAGES, STORED_NODE_SCHEMA
 from rstar.store.trees import conform, derive, parent_rows
 

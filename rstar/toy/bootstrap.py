@@ -12,15 +12,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 from datasets import Dataset
 from transformers import GenerationConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from transformers.trainer_utils import TrainOutput
 from trl import SFTConfig, SFTTrainer
 
 from rstar.format import build_prompt
-from rstar.models.tiny import build_tiny_llama
 from rstar.toy.config import BootstrapConfig, ToyWorldConfig
+from rstar.toy.model import build_tiny_llama
 from rstar.toy.tokenizer import train_tokenizer
 from rstar.toy.world import ToyProblem, problem_pool
 
@@ -75,14 +74,8 @@ def bootstrap(
         seed=boot.seed,
     )
     rows = [{"prompt": build_prompt(p.question), "completion": p.solution} for p in problems]
-    threads = torch.get_num_threads()
-    if boot.num_threads is not None:
-        torch.set_num_threads(boot.num_threads)
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            result = _train(model, tokenizer, rows, boot, Path(scratch), progress)
-    finally:
-        torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as scratch:
+        result = _train(model, tokenizer, rows, boot, Path(scratch), progress)
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
     )

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from rstar.settings import Settings
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ToyWorldConfig(_Strict):
+class ToyWorldConfig(Settings):
     """How problems are drawn. Defaults give 6 levels with distractors from level 3.
 
     A problem of level L needs exactly L arithmetic steps. Whether a problem belongs to the
@@ -48,7 +46,7 @@ class ToyWorldConfig(_Strict):
         return self
 
 
-class BootstrapConfig(_Strict):
+class BootstrapConfig(Settings):
     """The tiny base policy: tokenizer, model shape and the SFT run on the easiest levels.
 
     Defaults build a 0.64 M parameter Llama (width 96, 3 layers) in about 4 minutes on 2 idle
@@ -58,7 +56,7 @@ class BootstrapConfig(_Strict):
     length (less padding) made every batch one kind of problem and ruined training.
     """
 
-    seed: int = 0
+    seed: int = Field(0, description="seed of the tokenizer data, weights and data order")
     problems_per_level: dict[int, int] = Field(
         {1: 3000, 2: 3000, 3: 400},
         description="train-pool problems per level whose gold solutions are trained on "
@@ -66,14 +64,13 @@ class BootstrapConfig(_Strict):
     )
     vocab_size: int = Field(1024, ge=300, description="BPE vocabulary incl. special tokens")
     hidden_size: int = Field(96, description="model width; the MLP is 4x wider")
-    num_layers: int = 3
-    num_heads: int = 4
+    num_layers: int = Field(3, gt=0, description="transformer layers")
+    num_heads: int = Field(4, gt=0, description="attention heads")
     max_length: int = Field(1024, gt=0, description="context length (positions)")
-    learning_rate: float = 3e-3
+    learning_rate: float = Field(3e-3, gt=0.0, description="peak learning rate")
     warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="share of steps warming up")
-    batch_size: int = 16
+    batch_size: int = Field(16, gt=0, description="sequences per optimizer step")
     max_steps: int = Field(1000, gt=0, description="optimizer steps")
-    num_threads: int | None = Field(None, description="torch threads; default = all cores")
 
     @model_validator(mode="after")
     def _levels_positive(self) -> BootstrapConfig:
@@ -85,8 +82,12 @@ class BootstrapConfig(_Strict):
         return self
 
 
-class ToyConfig(_Strict):
+class ToyConfig(Settings):
     """The ``toy:`` section of a profile: the world and the base policy."""
 
-    world: ToyWorldConfig = ToyWorldConfig()
-    bootstrap: BootstrapConfig = BootstrapConfig()
+    world: ToyWorldConfig = Field(
+        default_factory=ToyWorldConfig, description="how toy problems are drawn"
+    )
+    bootstrap: BootstrapConfig = Field(
+        default_factory=BootstrapConfig, description="the tiny base policy and its training"
+    )

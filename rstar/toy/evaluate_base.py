@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rstar.config import SearchConfig
 from rstar.grading import is_correct
 from rstar.models import TransformersBackend
 from rstar.sandbox import Sandbox
 from rstar.search import Expander, SearchProblem
+from rstar.search.config import SearchConfig
 from rstar.search.greedy import greedy
 from rstar.search.tree import ANSWER
 from rstar.toy.world import ToyProblem

@@ -8,7 +8,7 @@ and lets ``eos_token_id`` stop generation at ``<end_of_answer>``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
@@ -21,18 +21,28 @@ PAD_TOKEN = "<pad>"
 EOS_TOKEN = ANSWER_END
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """Train the toy tokenizer on ``texts`` (prompts and solutions) and wrap it for transformers.
+def train_tokenizer(
+    texts: Iterable[str],
+    vocab_size: int,
+    *,
+    special_tokens: Sequence[str] = SPECIAL_TOKENS,
+    eos_token: str = EOS_TOKEN,
+    split_digits: bool = True,
+) -> PreTrainedTokenizerFast:
+    """Train a BPE tokenizer on ``texts`` (prompts and solutions) and wrap it for
+    transformers, padding on the left as batched generation needs.
 
-    Padding is on the left, as batched generation needs.
+    Ids: pad 0, then ``eos_token`` unless it is one of ``special_tokens``, then those in
+    order, then bytes and merges. Every byte is in the vocabulary, so any text encodes.
     """
-    specials = [PAD_TOKEN, *SPECIAL_TOKENS]
+    specials = [PAD_TOKEN, *([eos_token] if eos_token not in special_tokens else [])]
+    specials += list(special_tokens)
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-        ]
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tokenizer.pre_tokenizer = (
+        pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+        if split_digits
+        else byte_level
     )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -42,10 +52,11 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
+    # padding_side persists through save/load only when given to the constructor.
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         pad_token=PAD_TOKEN,
-        eos_token=EOS_TOKEN,
-        additional_special_tokens=list(SPECIAL_TOKENS),
+        eos_token=eos_token,
+        extra_special_tokens=list(special_tokens),
         padding_side="left",
     )

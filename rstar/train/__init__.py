@@ -4,7 +4,8 @@
 - ``rstar.train.ppm.train_ppm``: a scalar head on the new policy, Bradley-Terry loss on
   the preference pairs, held-out pair accuracy.
 - ``rstar.train.config``: ``PolicyTrainConfig``, ``PPMTrainConfig``, ``TrainConfig``.
-- ``rstar.train.run``: resumable runs and atomic checkpoints (shared by both).
+- ``rstar.train.run``: what both share: the run skeleton (``train_model``), resumable
+  runs, atomic checkpoints.
 
 Importing this package is cheap (configs only); the trainers load torch and TRL.
 """

@@ -1,6 +1,6 @@
 """Hyperparameters of policy SFT and PPM training (the ``train:`` section of a profile).
 
-Defaults are the authors' 7B recipe (DESIGN §1.3-1.4): policy SFT for 2 epochs at
+Defaults are the authors' 7B recipe (docs/method.md §3-4): policy SFT for 2 epochs at
 learning rate 7e-6 with a linear schedule, weight decay 0.1 and 128 sequences per optimizer
 step, initialised from the base model every round; the PPM initialised from the round's new
 policy. The tiny profile overrides them with values that move a 2 M parameter model on a CPU
@@ -11,22 +11,22 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from rstar.settings import Settings
 
 
-class BaseTrainConfig(BaseModel):
+class BaseTrainConfig(Settings):
     """What both trainers share: schedule, batch, checkpointing, precision."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     epochs: float = Field(2.0, gt=0.0, description="passes over the data")
     max_steps: int | None = Field(
         None, gt=0, description="optimizer steps; overrides epochs when set"
     )
-    learning_rate: float = Field(7e-6, gt=0.0)
+    learning_rate: float = Field(7e-6, gt=0.0, description="peak learning rate")
     lr_scheduler: str = Field("linear", description="a transformers scheduler name")
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="share of steps warming up")
-    weight_decay: float = Field(0.1, ge=0.0)
+    weight_decay: float = Field(0.1, ge=0.0, description="AdamW weight decay")
     batch_size: int = Field(128, gt=0, description="sequences per optimizer step (effective)")
     per_device_batch_size: int = Field(
         4, gt=0, description="sequences per forward pass; the rest is gradient accumulation"
@@ -37,11 +37,10 @@ class BaseTrainConfig(BaseModel):
     keep_checkpoints: bool = Field(
         False, description="keep the resumable checkpoints after a successful run"
     )
-    logging_steps: int = Field(10, gt=0)
-    seed: int = 0
+    logging_steps: int = Field(10, gt=0, description="optimizer steps between loss logs")
+    seed: int = Field(0, description="seed of data order and new weights")
     bf16: bool = Field(False, description="bfloat16 mixed precision (GPU)")
     gradient_checkpointing: bool = Field(False, description="recompute activations (large models)")
-    num_threads: int | None = Field(None, gt=0, description="torch CPU threads; default all")
 
     @model_validator(mode="after")
     def _batch_divides(self) -> BaseTrainConfig:
@@ -80,10 +79,12 @@ class PPMTrainConfig(BaseTrainConfig):
     )
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(Settings):
     """The ``train:`` section of a profile."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    policy: PolicyTrainConfig = PolicyTrainConfig()
-    ppm: PPMTrainConfig = PPMTrainConfig()
+    policy: PolicyTrainConfig = Field(
+        default_factory=PolicyTrainConfig, description="policy SFT on the round's SFT rows"
+    )
+    ppm: PPMTrainConfig = Field(
+        default_factory=PPMTrainConfig, description="PPM training on the round's pairs"
+    )

@@ -17,7 +17,6 @@ saved checkpoint through the scorer's own backend.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,31 +27,21 @@ from transformers import (
     AutoModelForSequenceClassification,
     PreTrainedTokenizerBase,
     TrainerCallback,
-    set_seed,
 )
 from trl import RewardConfig, RewardTrainer
 
 from rstar.curate.export import PAIR_TRAINING_COLUMNS
-from rstar.models.loading import checkpoint_dir, cut_left, load_tokenizer
+from rstar.models.loading import checkpoint_dir, cut_left
 from rstar.models.reward import TransformersRewardBackend
-from rstar.tracking import PPM_MODEL, Tracking, log_metrics
+from rstar.tracking import PPM_MODEL, Tracking
 from rstar.train.config import PPMTrainConfig
 from rstar.train.data import held_out_split, read_rows
 from rstar.train.run import (
     MetricsCallback,
+    TrainingJob,
     TrainResult,
-    elapsed,
-    fingerprint,
-    finish_work_dir,
-    publish_checkpoint,
-    quiet,
-    register,
-    run_trainer,
-    torch_threads,
-    tracked_run,
+    train_model,
     trainer_arguments,
-    work_dir_for,
-    write_summary,
 )
 from rstar.train.tokens import add_format_tokens
 
@@ -100,28 +89,25 @@ def train_ppm(
     ``ppm`` model aliased ``round-N``.
     """
     config = config or PPMTrainConfig()
-    pairs, out_dir = Path(pairs), Path(out_dir)
-    init_model = checkpoint_dir(init_model)
+    pairs, init_model = Path(pairs), checkpoint_dir(init_model)
     rows = read_rows(pairs, PAIR_TRAINING_COLUMNS)
     train_rows, held_out = held_out_split(rows, config.eval_share, config.seed)
-    started = time.perf_counter()
-    work_dir = work_dir_for(out_dir)
     params = {
         "init_model": str(init_model),
         "data": str(pairs),
         "train_pairs": len(train_rows),
         "held_out_pairs": len(held_out),
     }
-    with (
-        tracked_run(tracking, "ppm", round, config, params),
-        torch_threads(config.num_threads),
-        quiet(progress),
-    ):
-        set_seed(config.seed)  # the new value head is initialised at random
-        tokenizer = load_tokenizer(init_model, require_special_tokens=False)
+    job = TrainingJob(
+        "ppm", PPM_MODEL, config, pairs, init_model, Path(out_dir), len(train_rows), params
+    )
+
+    def build(
+        tokenizer: PreTrainedTokenizerBase, work_dir: Path
+    ) -> tuple[RewardTrainer, list[str]]:
         model = AutoModelForSequenceClassification.from_pretrained(
             init_model, num_labels=1, dtype=torch.float32
-        )
+        )  # the new value head is initialised at random (seeded)
         added = add_format_tokens(tokenizer, model)
         model.config.pad_token_id = tokenizer.pad_token_id
         trainer = RewardTrainer(
@@ -131,40 +117,19 @@ def train_ppm(
             processing_class=tokenizer,
             callbacks=[MetricsCallback("ppm"), *callbacks],
         )
-        identity = fingerprint("ppm", config, pairs, init_model)
-        resumed_from, history = run_trainer(trainer, work_dir, identity)
-        summary = {"kind": "ppm", **params, "added_tokens": added, "resumed_from": resumed_from}
-        summary |= {"loss_history": history}
-        publish_checkpoint(trainer, tokenizer, out_dir, summary)
-        metrics: dict[str, float] = {
-            "ppm/final_loss": history[-1][1] if history else float("nan"),
-            "ppm/steps": float(trainer.state.global_step),
-            "ppm/train_pairs": float(len(train_rows)),
-            "ppm/held_out_pairs": float(len(held_out)),
-        }
-        device = str(trainer.args.device)
-        del trainer, model  # the checkpoint is scored as the search will load it
-        if held_out:
-            backend = TransformersRewardBackend(
-                out_dir, device, max_length=config.max_length, progress=progress
-            )
-            accuracy = pair_accuracy(backend, held_out)
-            metrics |= {f"ppm/{key}": value for key, value in accuracy.items()}
-        metrics["ppm/seconds"] = elapsed(started)
-        write_summary(out_dir, {**summary, "metrics": metrics})
-        log_metrics(metrics)
-        version = register(tracking, PPM_MODEL, out_dir, round)
-    finish_work_dir(work_dir, config.keep_checkpoints)
-    return TrainResult(
-        out_dir=out_dir,
-        steps=int(metrics["ppm/steps"]),
-        rows=len(train_rows),
-        seconds=metrics["ppm/seconds"],
-        loss_history=history,
-        resumed_from=resumed_from,
-        added_tokens=added,
-        metrics=metrics,
-        model_version=version,
+        return trainer, added
+
+    def measure(checkpoint: Path, device: str) -> dict[str, float]:
+        counts = {"train_pairs": float(len(train_rows)), "held_out_pairs": float(len(held_out))}
+        if not held_out:
+            return counts
+        backend = TransformersRewardBackend(
+            checkpoint, device, max_length=config.max_length, progress=progress
+        )
+        return counts | pair_accuracy(backend, held_out)
+
+    return train_model(
+        job, build, measure=measure, tracking=tracking, round=round, progress=progress
     )
 
 

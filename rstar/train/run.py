@@ -1,4 +1,5 @@
-"""What both trainers share: resumable runs, atomic checkpoints out, tracking, the result.
+"""What both trainers share: the run skeleton (:func:`train_model`), resumable runs, atomic
+checkpoints out, tracking, the result.
 
 A training run writing ``out_dir`` keeps its resumable Trainer checkpoints (weights,
 optimizer, scheduler, RNG states every ``save_steps``) in the sibling directory
@@ -18,18 +19,19 @@ import logging
 import re
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import datasets
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, set_seed
 from transformers.utils import logging as hf_logging
 
-from rstar.store.layout import atomic_write
+from rstar.atomic import atomic_dir, atomic_write
+from rstar.models.loading import load_tokenizer
 from rstar.tracking import Tracking, log_metrics, register_checkpoint, start_run
 from rstar.train.config import BaseTrainConfig
 
@@ -175,36 +177,6 @@ def run_trainer(
     return (resume.name if resume else None), history
 
 
-def publish(out_dir: Path, write: Callable[[Path], None]) -> None:
-    """Run ``write(tmp_dir)``, then swap ``tmp_dir`` in as ``out_dir`` (old one removed)."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tag = uuid.uuid4().hex[:8]
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{tag}")
-    try:
-        write(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = out_dir.with_name(f".{out_dir.name}.old-{tag}")
-    if out_dir.exists():
-        out_dir.rename(old)
-    tmp.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def publish_checkpoint(
-    trainer: Trainer, tokenizer: Any, out_dir: Path, summary: Mapping[str, Any]
-) -> None:
-    """The trained model, its tokenizer and ``rstar_train.json`` to ``out_dir``, atomically."""
-
-    def save(tmp: Path) -> None:
-        trainer.save_model(str(tmp))
-        tokenizer.save_pretrained(tmp)
-        write_summary(tmp, summary)
-
-    publish(out_dir, save)
-
-
 def register(
     tracking: Tracking | None, model_name: str, out_dir: Path, round: int | None
 ) -> str | None:
@@ -262,18 +234,80 @@ def quiet(progress: bool) -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Use ``threads`` CPU threads for the block (all by default)."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def elapsed(started: float) -> float:
     """Seconds since ``started`` (a ``time.perf_counter()`` reading), to 0.01 s."""
     return round(time.perf_counter() - started, 2)
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """One training run: what it trains, on what, from what, into where.
+
+    ``kind`` ("sft", "ppm") names its MLflow run, prefixes its metrics and is part of its
+    fingerprint; ``model_name`` is the registered model its checkpoint becomes a version of.
+    """
+
+    kind: str
+    model_name: str
+    config: BaseTrainConfig
+    data: Path
+    init_model: Path
+    out_dir: Path
+    rows: int  # the rows (or pairs) trained on
+    params: Mapping[str, Any]  # logged with the run and kept in its summary
+
+
+def _save_checkpoint(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
+    trainer.save_model(str(directory))
+    tokenizer.save_pretrained(directory)
+
+
+def train_model(
+    job: TrainingJob,
+    build: Callable[[PreTrainedTokenizerBase, Path], tuple[Trainer, list[str]]],
+    *,
+    measure: Callable[[Path, str], Mapping[str, float]] | None = None,
+    tracking: Tracking | None = None,
+    round: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """The skeleton of both trainers: seed, tokenizer, ``build(tokenizer, work_dir)`` (the
+    model with the format tokens added, and its trainer; returns the trainer and the added
+    tokens), train or resume, publish the checkpoint atomically, ``measure(out_dir,
+    device)`` on the saved checkpoint (after the trainer is released), log, register."""
+    config = job.config
+    started = time.perf_counter()
+    work_dir = work_dir_for(job.out_dir)
+    with tracked_run(tracking, job.kind, round, config, job.params), quiet(progress):
+        set_seed(config.seed)
+        tokenizer = load_tokenizer(job.init_model, require_special_tokens=False)
+        trainer, added = build(tokenizer, work_dir)
+        identity = fingerprint(job.kind, config, job.data, job.init_model)
+        resumed_from, history = run_trainer(trainer, work_dir, identity)
+        summary = {"kind": job.kind, **job.params, "added_tokens": added}
+        summary |= {"resumed_from": resumed_from, "loss_history": history}
+        atomic_dir(job.out_dir, partial(_save_checkpoint, trainer, tokenizer))
+        metrics = {
+            f"{job.kind}/final_loss": history[-1][1] if history else float("nan"),
+            f"{job.kind}/steps": float(trainer.state.global_step),
+        }
+        device = str(trainer.args.device)
+        del trainer  # the checkpoint is measured as a search will load it
+        if measure is not None:
+            metrics |= {f"{job.kind}/{k}": v for k, v in measure(job.out_dir, device).items()}
+        metrics[f"{job.kind}/seconds"] = elapsed(started)
+        write_summary(job.out_dir, {**summary, "metrics": metrics})
+        log_metrics(metrics)
+        version = register(tracking, job.model_name, job.out_dir, round)
+    finish_work_dir(work_dir, config.keep_checkpoints)
+    return TrainResult(
+        out_dir=job.out_dir,
+        steps=int(metrics[f"{job.kind}/steps"]),
+        rows=job.rows,
+        seconds=metrics[f"{job.kind}/seconds"],
+        loss_history=history,
+        resumed_from=resumed_from,
+        added_tokens=added,
+        metrics=metrics,
+        model_version=version,
+    )

@@ -8,34 +8,25 @@ it, as with the toy tokenizer, whose end-of-text is ``<end_of_answer>``).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from datasets import Dataset
-from transformers import AutoModelForCausalLM, TrainerCallback, set_seed
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerBase, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from rstar.curate.export import SFT_TRAINING_COLUMNS
-from rstar.models.loading import checkpoint_dir, load_tokenizer
-from rstar.tracking import POLICY_MODEL, Tracking, log_metrics
+from rstar.models.loading import checkpoint_dir
+from rstar.tracking import POLICY_MODEL, Tracking
 from rstar.train.config import PolicyTrainConfig
 from rstar.train.data import read_rows
 from rstar.train.run import (
     MetricsCallback,
+    TrainingJob,
     TrainResult,
-    elapsed,
-    fingerprint,
-    finish_work_dir,
-    publish_checkpoint,
-    quiet,
-    register,
-    run_trainer,
-    torch_threads,
-    tracked_run,
+    train_model,
     trainer_arguments,
-    work_dir_for,
 )
 from rstar.train.tokens import add_format_tokens
 
@@ -68,19 +59,14 @@ def train_policy(
     checkpoint is registered as a version of the ``policy`` model aliased ``round-N``.
     """
     config = config or PolicyTrainConfig()
-    data, out_dir = Path(data), Path(out_dir)
-    init_model = checkpoint_dir(init_model)
+    data, init_model = Path(data), checkpoint_dir(init_model)
     rows = read_rows(data, SFT_TRAINING_COLUMNS)
-    started = time.perf_counter()
-    work_dir = work_dir_for(out_dir)
     params = {"init_model": str(init_model), "data": str(data), "rows": len(rows)}
-    with (
-        tracked_run(tracking, "sft", round, config, params),
-        torch_threads(config.num_threads),
-        quiet(progress),
-    ):
-        set_seed(config.seed)
-        tokenizer = load_tokenizer(init_model, require_special_tokens=False)
+    job = TrainingJob(
+        "sft", POLICY_MODEL, config, data, init_model, Path(out_dir), len(rows), params
+    )
+
+    def build(tokenizer: PreTrainedTokenizerBase, work_dir: Path) -> tuple[SFTTrainer, list[str]]:
         model = AutoModelForCausalLM.from_pretrained(init_model, dtype=torch.float32)
         added = add_format_tokens(tokenizer, model)
         args = SFTConfig(
@@ -97,29 +83,6 @@ def train_policy(
             processing_class=tokenizer,
             callbacks=[MetricsCallback("sft"), *callbacks],
         )
-        identity = fingerprint("sft", config, data, init_model)
-        resumed_from, history = run_trainer(trainer, work_dir, identity)
+        return trainer, added
 
-        seconds = elapsed(started)
-        metrics = {
-            "sft/final_loss": history[-1][1] if history else float("nan"),
-            "sft/steps": float(trainer.state.global_step),
-            "sft/seconds": seconds,
-        }
-        summary = {"kind": "sft", **params, "added_tokens": added, "resumed_from": resumed_from}
-        summary |= {"metrics": metrics, "loss_history": history}
-        publish_checkpoint(trainer, tokenizer, out_dir, summary)
-        log_metrics(metrics)
-        version = register(tracking, POLICY_MODEL, out_dir, round)
-    finish_work_dir(work_dir, config.keep_checkpoints)
-    return TrainResult(
-        out_dir=out_dir,
-        steps=int(metrics["sft/steps"]),
-        rows=len(rows),
-        seconds=seconds,
-        loss_history=history,
-        resumed_from=resumed_from,
-        added_tokens=added,
-        metrics=metrics,
-        model_version=version,
-    )
+    return train_model(job, build, tracking=tracking, round=round, progress=progress)

@@ -10,21 +10,21 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 
 from rstar import __version__
+from rstar.cli.console import console, fail
+from rstar.cli.curate import curate_app
+from rstar.cli.evaluate import benchmarks_command, eval_command
+from rstar.cli.problems import problems_app
+from rstar.cli.stack import stack_app
+from rstar.cli.toy import toy_app
+from rstar.cli.train import train_command
 from rstar.config import ProfileError, load_profile, profile_names
-from rstar.console import console, fail
-from rstar.curate.cli import curate_app
-from rstar.evaluate.cli import benchmarks_command, eval_command
-from rstar.problems.cli import problems_app
-from rstar.stack import stack_app
-from rstar.toy.cli import toy_app
-from rstar.train.cli import train_app
 
 app = typer.Typer(help="rStar-Math self-evolution for small language models.", no_args_is_help=True)
 app.add_typer(problems_app, name="problems")
 app.add_typer(curate_app, name="curate")
-app.add_typer(train_app, name="train")
 app.add_typer(toy_app, name="toy")
 app.add_typer(stack_app, name="stack")
+app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("benchmarks")(benchmarks_command)
 
@@ -42,7 +42,8 @@ def profile(
     ),
     check_models: bool = typer.Option(False, help="also check that model paths exist"),
 ) -> None:
-    """Show a validated profile (all defaults filled in)."""
+    """Show a validated profile with every default filled in, and the search each round
+    runs (the profile's search with the round's settings laid over it)."""
     try:
         prof = load_profile(name)
         if check_models:
@@ -52,6 +53,15 @@ def profile(
     except ProfileError as exc:
         raise fail(exc) from exc
     console.print(yaml.safe_dump(prof.model_dump(mode="json"), sort_keys=False))
+    resolved = {
+        f"round {number}": {
+            "search": prof.round_search(number).model_dump(),
+            "extra": prof.round_search(number, extra=True).model_dump() if r.extra else None,
+        }
+        for number, r in sorted(prof.evolve.rounds.items())
+    }
+    console.print("# the search of each round, resolved")
+    console.print(yaml.safe_dump(resolved, sort_keys=False))
 
 
 @app.command()

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from rstar.console import console, fail, profile_or_exit
-from rstar.problems.formats import FORMATS, choose_format
+from rstar.cli.console import console, fail, profile_or_exit
+from rstar.problems.layouts import FORMATS, choose_format
 from rstar.problems.loading import LoadResult, ProblemSource, load_problems
 from rstar.problems.readers import SourceError
 
@@ -131,7 +131,7 @@ def synthesize(
     run_dir: Path | None = RUN_DIR,
 ) -> None:
     """Write new problems from seeds with a model; keep those whose sampled solutions agree
-    (DESIGN §1.4). Every judged candidate is kept for audit (view `synthesis`); a rerun skips
+    (docs/method.md §4). Every judged candidate is kept for audit (view `synthesis`); a rerun skips
     the candidates already judged. The kept problems go to a problem file for
     `evolve.problems.files`, which is decontaminated when a round loads it."""
     from rstar.curate.export import write_json

@@ -1,4 +1,4 @@
-"""Which models a round uses, found by the round itself (DESIGN §1.4).
+"""Which models a round uses, found by the round itself (docs/method.md §4).
 
 Round 1 searches with the bootstrap policy: the profile's ``teacher`` when it has one (a
 large coder model behind an OpenAI-compatible server), else the profile's ``policy`` (the
@@ -10,11 +10,11 @@ explicitly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from rstar.config import ModelConfig, Profile
 from rstar.store import StoreLayout, finished_rounds
-from rstar.tracking import POLICY_MODEL, PPM_MODEL, Tracking, checkpoint_path, round_alias
+from rstar.tracking import POLICY_MODEL, PPM_MODEL, checkpoint_path, round_alias
 
 
 class RoundNotReadyError(RuntimeError):
@@ -39,11 +39,6 @@ class RoundModels:
         }
 
 
-def tracking_for(profile: Profile) -> Tracking:
-    """The profile's MLflow locations, in the evolve experiment."""
-    return replace(Tracking.for_profile(profile), experiment=profile.evolve.experiment)
-
-
 def round_models(
     profile: Profile,
     round: int,
@@ -62,7 +57,7 @@ def round_models(
     needs_ppm = settings.values == "ppm"
     if policy is None or (needs_ppm and ppm is None):
         _require_previous(profile, round)
-        tracking = tracking_for(profile)
+        tracking = profile.resolved_tracking()
         alias = round_alias(round - 1)
         policy = policy or str(checkpoint_path(tracking, POLICY_MODEL, alias))
         if needs_ppm and ppm is None:

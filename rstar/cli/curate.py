@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from rstar.config import with_overrides
-from rstar.console import console, fail, profile_or_exit
+from rstar.cli.console import console, fail, profile_or_exit
+from rstar.settings import with_overrides
 
 curate_app = typer.Typer(
     help="Training data: a round's SFT rows and PPM pairs; import the authors' released data.",
@@ -27,7 +27,7 @@ def export(
     profile: str = typer.Option("tiny", help="profile name or .yaml path"),
     run_dir: Path | None = typer.Option(None, help="run directory (default: the profile's)"),
 ) -> None:
-    """Select a round's SFT rows and PPM pairs (the profile's `curate:` rules, DESIGN §1.3)
+    """Select a round's SFT rows and PPM pairs (the profile's `curate:` rules, docs/method.md §3)
     and write them to <store>/datasets/round=R/ (sft.jsonl, ppm_pairs.jsonl)."""
     from pydantic import ValidationError
 

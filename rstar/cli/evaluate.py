@@ -7,11 +7,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from rstar.config import with_overrides
-from rstar.console import console, fail, profile_or_exit
-from rstar.problems.cli import ANSWER_COLUMN, QUESTION_COLUMN
-from rstar.problems.formats import choose_format
-from rstar.tracking import Tracking
+from rstar.cli.console import console, fail, profile_or_exit
+from rstar.cli.problems import ANSWER_COLUMN, QUESTION_COLUMN
+from rstar.problems.layouts import choose_format
+from rstar.settings import with_overrides
 
 
 def eval_command(
@@ -37,19 +36,21 @@ def eval_command(
     round: int = typer.Option(0, help="the round whose models are evaluated (0 = base)"),
     max_problems: int | None = typer.Option(None, help="only the first N problems"),
     out: Path | None = typer.Option(
-        None, help="folder for summary.json and scaling.png (default <run_dir>/eval/round-R/B)"
+        None,
+        help="folder for summary.json and scaling.png (default <run_dir>/round-R/eval/B)",
     ),
     store: bool = typer.Option(True, help="record results and trees in the run's store"),
     track: bool = typer.Option(True, help="log to MLflow"),
-    threads: int | None = typer.Option(None, help="torch CPU threads"),
+    threads: int | None = typer.Option(
+        None, help="torch CPU threads (default: the profile's, else all)"
+    ),
     profile: str = typer.Option("tiny", help="profile name or .yaml path"),
 ) -> None:
     """Evaluate on a benchmark: accuracy per method (and level), the test-time scaling curve."""
     from rstar.evaluate.benchmarks import load_benchmark
     from rstar.evaluate.pipeline import SCALING_FILE, SUMMARY_FILE, run_evaluation
     from rstar.evaluate.runner import MissingPPMError
-    from rstar.store import StoreLayout
-    from rstar.toy.config import ToyConfig
+    from rstar.store import RunLayout
 
     prof = profile_or_exit(profile)
     try:
@@ -59,12 +60,10 @@ def eval_command(
             trajectories=trajectories,
             scaling=None if scaling is None else _budgets(scaling),
             max_problems=max_problems,
-            num_threads=threads,
         )
-        world = ToyConfig.model_validate(prof.toy or {}).world
         bench = load_benchmark(
             benchmark,
-            world=world,
+            world=prof.toy.world if prof.toy else None,
             toy_per_level=config.toy_per_level,
             format=choose_format(format, question_column, answer_column),
         )
@@ -75,7 +74,8 @@ def eval_command(
             ppm_entry.local_path()
     except ValueError as exc:  # ProfileError, SourceError, pydantic's ValidationError
         raise fail(exc) from exc
-    out = out or Path(prof.run_dir) / "eval" / f"round-{round}" / bench.name
+    layout = RunLayout(prof.run_dir)
+    out = out or layout.round(round).eval_dir(bench.name)
     console.print(
         f"evaluating {policy_entry.path}"
         + (f" with PPM {ppm_entry.path}" if ppm_entry else "")
@@ -92,9 +92,10 @@ def eval_command(
             search=prof.search,
             sandbox=prof.sandbox,
             config=config,
-            store=StoreLayout.for_run(prof.run_dir) if store else None,
+            store=layout.store if store else None,
             round=round,
-            tracking=Tracking.for_profile(prof) if track else None,
+            tracking=prof.resolved_tracking() if track else None,
+            threads=threads or prof.threads,
         )
     except MissingPPMError as exc:
         raise fail(exc) from exc

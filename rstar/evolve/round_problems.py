@@ -15,13 +15,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rstar.config import Profile
+from rstar.atomic import atomic_write
+from rstar.config import ProblemsConfig, Profile
 from rstar.evaluate.benchmarks import decontaminator
-from rstar.evolve.config import ProblemsConfig
 from rstar.problems import LoadReport, LoadResult, load_problems
 from rstar.search import SearchProblem
-from rstar.store import Catalog
-from rstar.store.layout import atomic_write
+from rstar.store import Catalog, StoreLayout
 from rstar.store.schema import PROBLEM_SCHEMA, REJECT_SCHEMA
 from rstar.toy.config import ToyConfig
 from rstar.toy.world import problem_pool
@@ -49,18 +48,17 @@ def toy_problems(toy: ToyConfig, config: ProblemsConfig) -> pa.Table:
 def source_problems(profile: Profile, progress: bool = True) -> LoadResult:
     """The problems of the profile's ``evolve.problems`` section, sorted by id, with the
     rows left out of problem files (bad, duplicate, or a benchmark's question)."""
-    evolve = profile.evolve
-    config = evolve.problems
+    config = profile.evolve.problems
     if config.source == "toy":
         if profile.toy is None:
             raise ValueError(
                 f"profile {profile.name!r}: evolve.problems.source is 'toy' but the profile has "
                 "no toy: section; set evolve.problems.source to 'files' and list the files"
             )
-        table = toy_problems(ToyConfig.model_validate(profile.toy), config)
+        table = toy_problems(profile.toy, config)
         loaded = LoadResult(table, REJECT_SCHEMA.empty_table(), LoadReport(len(table), len(table)))
     else:
-        clean = decontaminator(evolve.decontamination_benchmarks(), config.ngram)
+        clean = decontaminator(profile.decontamination_benchmarks(), config.ngram)
         loaded = load_problems(config.files, decontaminator=clean, progress=progress)
     table = loaded.problems.sort_by("problem_id")
     table = table.slice(0, config.limit) if config.limit else table
@@ -73,7 +71,7 @@ def write_problems(table: pa.Table, path: Path) -> int:
     return len(table)
 
 
-def register_problems(store: Path, loaded: LoadResult) -> None:
+def register_problems(store: StoreLayout, loaded: LoadResult) -> None:
     """Add the problems (curation joins questions from there) and the rows left out of the
     problem files to the catalog."""
     with Catalog(store) as catalog:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
-from rstar.console import console, fail, profile_or_exit
+from rstar.cli.console import console, profile_or_exit
+from rstar.settings import with_overrides
 from rstar.toy.config import ToyConfig
 
 toy_app = typer.Typer(help="The embedded toy world and its tiny base policy.", no_args_is_help=True)
@@ -17,11 +17,8 @@ PROFILE_HELP = "profile whose `toy:` section configures the world and the bootst
 
 
 def _toy_config(profile: str) -> ToyConfig:
-    """The profile's ``toy:`` section (defaults where it has none), or exit with the error."""
-    try:
-        return ToyConfig.model_validate(profile_or_exit(profile).toy or {})
-    except ValidationError as exc:
-        raise fail(f"profile {profile!r}, section toy: {exc}") from exc
+    """The profile's ``toy:`` section (defaults where it has none)."""
+    return profile_or_exit(profile).toy or ToyConfig()
 
 
 @toy_app.command()
@@ -46,11 +43,14 @@ def bootstrap(
     profile: str = typer.Option("tiny", help=PROFILE_HELP),
 ) -> None:
     """Train the tiny base policy on the easiest levels and save it as a checkpoint."""
+    from rstar.runtime import torch_threads
     from rstar.toy.bootstrap import bootstrap as run_bootstrap
 
-    config = _toy_config(profile)
-    updates = {k: v for k, v in {"seed": seed, "num_threads": threads}.items() if v is not None}
-    summary = run_bootstrap(out, config.world, config.bootstrap.model_copy(update=updates))
+    prof = profile_or_exit(profile)
+    config = prof.toy or ToyConfig()
+    boot = with_overrides(config.bootstrap, seed=seed)
+    with torch_threads(threads or prof.threads):
+        summary = run_bootstrap(out, config.world, boot)
     console.print(
         f"saved {out}: {summary['parameters']:,} parameters, {summary['train_problems']} "
         f"problems, loss {summary['train_loss']:.3f}, {summary['seconds']} s"
