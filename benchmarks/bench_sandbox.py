@@ -1,12 +1,16 @@
 """Isolated executions per second of ``rstar.sandbox`` against in-process ``exec``.
 
-The workload is a three-step sympy program, the shape of a policy's code step (define a
-symbol, solve an equation, print the answer), with different coefficients in every program so
-that no run gets its answer from sympy's cache of an earlier one:
+Two workloads (``--workload``). ``sympy`` (default): a three-step sympy program, the shape
+of a policy's code step (define a symbol, solve an equation, print the answer), with
+different coefficients in every program so that no run gets its answer from sympy's cache
+of an earlier one:
 
     from sympy import symbols, Eq, solve
     x = symbols('x')
     print(solve(Eq(A*x + B, C), x)[0])
+
+``toy``: a toy-world gold program (three commented arithmetic steps and a print), with the
+tiny profile's preload (math, fractions).
 
 The baseline is what the authors' code does and what we must not: ``exec`` of the same
 programs in this process (fresh globals, stdout captured, sympy already imported). The sandbox
@@ -37,9 +41,10 @@ STEPS = (
     "x = symbols('x')",
     "print(solve(Eq({}, {}), x)[0])",
 )
+TOY_PRELOAD = ("math", "fractions")  # the tiny profile's sandbox.preload
 
 
-def programs(count: int) -> list[tuple[str, str]]:
+def sympy_programs(count: int) -> list[tuple[str, str]]:
     """(program, the stdout it must produce) pairs, all different."""
     cases = []
     for i in range(count):
@@ -47,6 +52,24 @@ def programs(count: int) -> list[tuple[str, str]]:
         equation = STEPS[2].format(f"{a}*x + {b}", b + a * root)
         cases.append(("\n".join((*STEPS[:2], equation)) + "\n", f"{root}\n"))
     return cases
+
+
+def toy_programs(count: int) -> list[tuple[str, str]]:
+    """Toy-world gold programs: three arithmetic steps with comments, as the policy writes."""
+    cases = []
+    for i in range(count):
+        start, add, times = 5 + i % 50, 2 + i % 30, 2 + i % 4
+        code = (
+            f"# Step 1: Ann starts with {start} apples.\napples = {start}\n"
+            f"# Step 2: She buys {add} more.\napples = apples + {add}\n"
+            f"# Step 3: Then the number grows {times} times.\napples = apples * {times}\n"
+            "# Now print the final answer\nprint(apples)\n"
+        )
+        cases.append((code, f"{(start + add) * times}\n"))
+    return cases
+
+
+WORKLOADS = {"sympy": (sympy_programs, None), "toy": (toy_programs, TOY_PRELOAD)}
 
 
 def in_process(codes: list[str]) -> list[str]:
@@ -87,11 +110,16 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=400, help="programs per measurement")
     parser.add_argument("--batch", type=int, default=64, help="programs per run_many call")
     parser.add_argument("--workers", type=int, default=None, help="default: the CPU count")
+    parser.add_argument(
+        "--workload", choices=sorted(WORKLOADS), default="sympy", help="which programs run"
+    )
     args = parser.parse_args()
-    cases = programs(args.count)
+    make, preload = WORKLOADS[args.workload]
+    cases = make(args.count)
     in_process([code for code, _ in cases[:20]])  # import and warm sympy, as the servers do
     started = time.perf_counter()
-    with Sandbox(timeout=10.0, workers=args.workers) as sb:
+    options = {"preload": preload} if preload else {}
+    with Sandbox(timeout=10.0, workers=args.workers, **options) as sb:
         startup = time.perf_counter() - started
         sb.run_many([code for code, _ in cases[:20]])
 
@@ -117,6 +145,7 @@ def main() -> None:
             rows.append((mode, rate, (sandbox_cpu_seconds(sb) - cpu) / len(cases)))
         load = os.getloadavg()[0]
         print(f"\nisolation: {sb.isolation.value}, {sb.workers} workers, ready in {startup:.2f} s")
+    print(f"workload: {args.workload} programs, preload {preload or 'the default'}")
     print(f"load average (1 min) after the run: {load:.1f} on {os.cpu_count()} cores\n")
     print("| mode | programs | executions/s | vs in-process | sandbox CPU per execution |")
     print("|---|---:|---:|---:|---:|")

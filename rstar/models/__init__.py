@@ -1,7 +1,8 @@
 """Generation backends behind one interface, and the PPM scorer.
 
 - ``GenerationParams``, ``Completion``, ``GenerationBackend``: the interface.
-- ``TransformersBackend`` (CPU/CUDA, in-process), ``VLLMBackend`` (``[vllm]`` extra, GPU),
+- ``TransformersBackend`` (CPU/CUDA, in-process, the reference), ``CTranslate2Backend``
+  (compiled decoding for small models on a CPU), ``VLLMBackend`` (``[vllm]`` extra, GPU),
   ``OpenAIBackend`` (any OpenAI-compatible server).
 - ``PPMScorer`` over a ``RewardBackend`` (``TransformersRewardBackend``).
 - ``ModelConfig`` (a profile's model entry); ``generation_backend`` / ``ppm_scorer``: the
@@ -10,6 +11,7 @@
 
 from rstar.models.base import Completion, GenerationBackend, GenerationParams
 from rstar.models.config import BACKENDS, ModelConfig
+from rstar.models.ctranslate2_backend import CTranslate2Backend
 from rstar.models.factory import generation_backend, ppm_scorer
 from rstar.models.loading import ModelLoadError
 from rstar.models.openai_backend import OpenAIBackend, OpenAIRequestError
@@ -21,6 +23,7 @@ from rstar.models.vllm_backend import VLLMBackend
 __all__ = [
     "BACKENDS",
     "PPM_SCALE",
+    "CTranslate2Backend",
     "Completion",
     "GenerationBackend",
     "GenerationParams",

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 
 from rstar.settings import ProfileError, Settings
 
-BACKENDS = ("transformers", "vllm", "openai")
+BACKENDS = ("transformers", "ctranslate2", "vllm", "openai")
 
 
 class ModelConfig(Settings):
@@ -22,7 +22,9 @@ class ModelConfig(Settings):
         None, description="command that creates the checkpoint, named in the missing-path error"
     )
     device: str = Field("cpu", description="torch device of an in-process model (cpu, cuda)")
-    batch_size: int = Field(64, gt=0, description="sequences per forward batch (transformers)")
+    batch_size: int = Field(
+        64, gt=0, description="sequences (transformers) or prompts (ctranslate2) per batch"
+    )
     base_url: str | None = Field(None, description="OpenAI-compatible server (openai backend)")
     api_key_env: str = Field(
         "OPENAI_API_KEY", description="environment variable holding the server's API key"

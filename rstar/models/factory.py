@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from rstar.models.base import GenerationBackend
-from rstar.models.config import ModelConfig
+from rstar.models.config import BACKENDS, ModelConfig
+from rstar.models.ctranslate2_backend import CTranslate2Backend
 from rstar.models.openai_backend import OpenAIBackend
 from rstar.models.ppm import PPMScorer
 from rstar.models.transformers_backend import TransformersBackend
@@ -14,6 +15,8 @@ def generation_backend(entry: ModelConfig) -> GenerationBackend:
     """The policy backend an entry describes; ``extra`` holds backend-specific options."""
     if entry.backend == "transformers":
         return TransformersBackend(entry.path, entry.device, entry.batch_size, **entry.extra)
+    if entry.backend == "ctranslate2":
+        return CTranslate2Backend(entry.path, entry.device, entry.batch_size, **entry.extra)
     if entry.backend == "vllm":
         return VLLMBackend(entry.path, **entry.extra)
     if entry.backend == "openai":
@@ -22,7 +25,7 @@ def generation_backend(entry: ModelConfig) -> GenerationBackend:
         return OpenAIBackend(
             entry.base_url, entry.path, api_key_env=entry.api_key_env, **entry.extra
         )
-    raise ValueError(f"unknown backend {entry.backend!r}: use transformers, vllm or openai")
+    raise ValueError(f"unknown backend {entry.backend!r}: use one of {', '.join(BACKENDS)}")
 
 
 def ppm_scorer(entry: ModelConfig) -> PPMScorer:

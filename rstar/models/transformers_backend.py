@@ -19,9 +19,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, GenerationConfig
 
-from rstar.models.base import Completion, GenerationParams, find_stop
+from rstar.models.base import Completion, GenerationParams
+from rstar.models.decoding import completion_from_ids, stop_token_ids
 from rstar.models.loading import (
-    atomic_token_id,
     check_vocab,
     checkpoint_dir,
     context_length,
@@ -97,7 +97,9 @@ class TransformersBackend:
             ):
                 rows = self._generate_chunk([encoded[owner[j]] for j in chunk], kwargs)
                 for j, row in zip(chunk, rows, strict=True):
-                    grouped[owner[j]].append(self._completion(row, params.stop, stop_ids or set()))
+                    grouped[owner[j]].append(
+                        completion_from_ids(self.tokenizer, row, params.stop, stop_ids or set())
+                    )
         return [group * (params.n // copies) for group in grouped]
 
     @contextlib.contextmanager
@@ -124,10 +126,7 @@ class TransformersBackend:
 
     def stop_token_ids(self, stops: tuple[str, ...]) -> set[int] | None:
         """The stop strings' ids when each is an added token, else None (string matching)."""
-        ids = [atomic_token_id(self.tokenizer, s) for s in stops]
-        if any(i is None for i in ids):
-            return None
-        return {i for i in ids if i is not None}
+        return stop_token_ids(self.tokenizer, stops)
 
     def _generate_kwargs(self, params: GenerationParams, stop_ids: set[int] | None) -> dict:
         eos = [] if self.tokenizer.eos_token_id is None else [self.tokenizer.eos_token_id]
@@ -153,34 +152,3 @@ class TransformersBackend:
             input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs
         )
         return out[:, batch["input_ids"].shape[1] :].tolist()
-
-    def _completion(self, row: list[int], stops: tuple[str, ...], stop_ids: set[int]) -> Completion:
-        """Turn one generated row (stop/EOS token, then padding) into a Completion.
-
-        A row ends at its first stop or EOS token; a row stopped by a stop *string* is followed
-        by pad tokens. When pad and EOS are the same token, an EOS right after a stop string is
-        padding, which the stop-string check below tells apart from a real EOS. (A model that
-        itself generates the pad token at the end of a truncated row gets those tokens
-        uncounted: pad tokens should never be sampled by a trained model.)
-        """
-        eos_id = self.tokenizer.eos_token_id
-        pad_id = self.tokenizer.pad_token_id
-        end = next((k for k, t in enumerate(row) if t in stop_ids or t == eos_id), None)
-        ended_by_eos = end is not None and row[end] not in stop_ids
-        if end is None:
-            length = len(row)
-            while length and row[length - 1] == pad_id and pad_id not in stop_ids:
-                length -= 1
-            body = row[:length]
-        else:
-            body = row[:end] if ended_by_eos else row[: end + 1]
-        text = self.tokenizer.decode(
-            body, skip_special_tokens=False, clean_up_tokenization_spaces=False
-        )
-        match = find_stop(text, stops)
-        if match is not None:
-            cut, stop = match
-            return Completion(text=text[:cut], stop=stop, truncated=False, num_tokens=len(body))
-        if ended_by_eos:
-            return Completion(text=text, stop=None, truncated=False, num_tokens=len(body) + 1)
-        return Completion(text=text, stop=None, truncated=True, num_tokens=len(body))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import io
 import json
 import os
 import platform
@@ -252,6 +253,12 @@ class Server:
             x = sympy.Symbol("x")
             sympy.solve(sympy.Eq(x**2 - 4, 0), x)
             sympy.simplify(sympy.sin(x) ** 2 + sympy.cos(x) ** 2)
+        # Compiling, running and printing once here initialises what the first program of
+        # every child would otherwise set up for itself (measured: 4.4 -> 1.3 ms a program).
+        main = sys.modules["__main__"]
+        with contextlib.redirect_stdout(io.StringIO()):
+            _run_code(WARM_UP, 0)
+        sys.modules["__main__"] = main
         gc.collect()
         gc.freeze()  # children then never touch these objects' pages (no copy-on-write storm)
         with open("/proc/self/statm", "rb") as f:  # address space a child starts with
@@ -467,6 +474,15 @@ class _Child:
         sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
         sys.argv = [""]
+
+
+WARM_UP = """\
+import math
+from fractions import Fraction
+x = Fraction(3, 4) * 8 + 2
+y = math.sqrt(16) + 7 // 2 + 2 ** 10 + round(3.14159, 2)
+print(x, y, f"{float(x):.2f}", [i * i for i in range(3)], {"k": y})
+"""
 
 
 def _run_code(code: str, memory_bytes: int) -> str | None:
