@@ -176,7 +176,7 @@ class Profile(Settings):
     )
     policy: ModelConfig = Field(description="the policy model and its backend")
     ppm: ModelConfig | None = Field(
-        None, description="how PPM checkpoints are served; default: like the policy"
+        None, description="how PPM checkpoints are served; default: transformers, policy's device"
     )
     teacher: ModelConfig | None = Field(
         None, description="round-1 bootstrap policy; the policy itself when unset"
@@ -217,11 +217,8 @@ class Profile(Settings):
 
     def ppm_at(self, path: str | Path) -> ModelConfig:
         """A PPM checkpoint at ``path``, served as the profile's ``ppm`` is (without one: by
-        transformers on the policy's device and batch size)."""
-        like = self.policy
-        template = self.ppm or ModelConfig(
-            path=str(path), device=like.device, batch_size=like.batch_size
-        )
+        transformers on the policy's device)."""
+        template = self.ppm or ModelConfig(path=str(path), device=self.policy.device)
         return template.at(path)
 
     def round_search(self, round: int, *, extra: bool = False) -> SearchConfig:

@@ -46,6 +46,8 @@ class ScriptedPPM:
         self.scores = scores
         self.calls: list[list[str]] = []
 
-    def score(self, questions: list[str], partials: list[str]) -> list[float]:
+    def score(
+        self, questions: list[str], partials: list[str], shared: object = None
+    ) -> list[float]:
         self.calls.append(list(partials))
         return [self.scores[last_tag(p)] for p in partials]

@@ -212,3 +212,17 @@ def test_records_have_one_row_per_node(sandbox) -> None:
     assert rows[0]["parent_id"] == -1 and rows[0]["kind"] == "root"
     assert [rows[i]["parent_id"] for i in (1, 2, 3, 4)] == [0, 0, 1, 1]
     assert rows[5]["correct"] is True and rows[5]["q"] == 1.0 and rows[5]["answer"] == "4"
+
+
+def test_a_program_differing_only_in_comments_is_not_run_again(sandbox) -> None:
+    c = "<code>\n# Step 1: [C] two, said otherwise\nx = 2\n<end_of_step>"
+    c1 = "\n\n# Print it [C1]\nprint(x + 2)\n<end_of_code>"
+    c1x = "\n<answer>[C1X] The answer is \\boxed{4}.<end_of_answer>"
+    script = {"ROOT": [A, c], "A": [A1], "C": [c1], "A1": [A1X], "C1": [c1x]}
+    mcts = MCTS(ReplayBackend(script), sandbox, config(rollouts=4, candidates=2), progress=False)
+    [result] = mcts.search([SearchProblem("p1", QUESTION, gold="4")])
+    nodes = by_tag(result.tree)
+    # x = 2 (A, C), then x = 2; print(x + 2) (A1, C1): two programs run, two reused
+    assert (mcts.stats.programs_run, mcts.stats.programs_reused) == (2, 2)
+    assert nodes["A1"].output == nodes["C1"].output == "4"
+    assert nodes["A1X"].correct and nodes["C1X"].correct

@@ -122,3 +122,24 @@ def test_checkpoint_without_special_tokens(tmp_path):
     tiny_checkpoint(tmp_path, ["x = 1"], (), vocab_size=270, classifier=True)
     with pytest.raises(ModelLoadError, match="lacks the format's special tokens"):
         PPMScorer(tmp_path)
+
+
+def test_siblings_score_the_same_with_their_shared_prefix_run_once(ppm_dir):
+    scorer = PPMScorer(ppm_dir, batch_size=3, progress=False)
+    first = "<code>\n# Step 1: add\nx = 2 + 3\n<end_of_step>"
+    children = ["\n# Step 2: double\ny = x * 2\n<end_of_step>", "\nprint(x)\n<end_of_code>", "z"]
+    questions = ["What is 2 plus 3?"] * 4 + ["Other?"]
+    partials = [first + child for child in children] + [first, first]
+    shared = [len(first)] * 3 + [0, None]
+    calls = []
+    extending = scorer.backend.raw_scores_extending
+
+    def counting(prefixes, continuations):
+        calls.append((len(prefixes), [len(c) for c in continuations]))
+        return extending(prefixes, continuations)
+
+    scorer.backend.raw_scores_extending = counting
+    together = scorer.score(questions, partials, shared)
+    alone = scorer.score(questions, partials)
+    assert together == pytest.approx(alone, abs=1e-5)
+    assert calls == [(3, [3, 1, 1])]  # 3 prefixes: the two questions' and first's

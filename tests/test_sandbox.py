@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from rstar.sandbox import DEFAULT_PRELOAD, ExecResult, IsolationLevel, Sandbox
+from rstar.sandbox._server import is_simple
 
 TIMEOUT = 2.0
 
@@ -241,3 +242,83 @@ def test_fallback_levels_run_code_and_contain_it(level: IsolationLevel) -> None:
     finally:
         listener.close()
         shutil.rmtree(target)
+
+
+# --- simple programs batched in one child (run_many) ---------------------------------------
+
+TOY = "# Step 1: add\nx = 3 + 4\n# Step 2: scale\nx = x * {k}\n# Now print the answer\nprint(x)\n"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        TOY.format(k=2),
+        "from fractions import Fraction\nmoney = Fraction(38, 6)\nprint(money)\n",
+        "import math\nr = math.sqrt(16) + math.pi\nprint(round(r, 2), end='')\n",
+        "a = -2 ** 10 // 3 % 7\na += 1\nprint(f'{a:>4}', abs(a), min(a, 2), sep=', ')\n",
+        "pass\n",
+    ],
+)
+def test_straight_line_arithmetic_is_simple(code: str) -> None:
+    assert is_simple(code)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import os\nprint(os.getpid())",  # any other import
+        "from fractions import Fraction as F\nprint(F(1, 2))",  # renamed imports
+        "print(print.__self__)",  # attributes other than math's functions
+        "x = ().__class__",
+        "__builtins__ = None",  # underscore names
+        "print(__import__('os'))",
+        "x = [1, 2]\nprint(x[0])",  # subscripts, containers
+        "f = lambda: 1",  # definitions, loops, comprehensions
+        "for i in range(3):\n    print(i)",
+        "print([i for i in range(3)])",
+        "x = 10 ** 10 ** 8",  # unbounded exponents
+        "x = 2 ** y",
+        "open('f', 'w')",  # other calls
+        "exec('print(1)')",
+        "print(1, file=None)",  # keywords beyond sep and end
+        "x = (",  # what does not parse
+        "math = 3",  # shadowing math
+    ],
+)
+def test_anything_else_is_not_simple(code: str) -> None:
+    assert not is_simple(code)
+
+
+def test_a_batch_gives_each_program_its_own_namespace_output_and_error(sb: Sandbox) -> None:
+    codes = [
+        "x = 1\nprint(x)",
+        "print(x)",  # x of the program before must not exist here
+        TOY.format(k=3),
+        "x = 1 / 0",
+        "print('a' * 40000)",  # its output is bounded alone
+        "import os\nprint(os.getpid())",  # not simple: a child of its own
+        "import os\nprint(os.getpid())",
+    ]
+    results = sb.run_many(codes)
+    assert [(r.ok, r.error) for r in results[:4]] == [
+        (True, None),
+        (False, "NameError: name 'x' is not defined"),
+        (True, None),
+        (False, "ZeroDivisionError: division by zero"),
+    ]
+    assert [r.stdout for r in results[:3]] == ["1\n", "", "21\n"]
+    assert results[4].ok and len(results[4].stdout) < 17_000 and "truncated" in results[4].stdout
+    assert results[5].stdout != results[6].stdout  # two processes
+    assert [(r.ok, r.stdout, r.error) for r in results[:4]] == [
+        (r.ok, r.stdout, r.error) for r in (sb.run(code) for code in codes[:4])
+    ]  # as run alone
+
+
+def test_a_simple_program_that_never_ends_times_out_alone(sb: Sandbox) -> None:
+    endless = "x = 10 ** 64\n" + "x = x ** 64\n" * 8 + "print(x % 7)\n"
+    assert is_simple(endless)
+    codes = [TOY.format(k=k) for k in range(5)] + [endless] + [TOY.format(k=9)]
+    results = sb.run_many(codes, timeout=1.0)
+    assert [r.stdout for r in results[:5]] == [f"{7 * k}\n" for k in range(5)]
+    assert (results[5].ok, results[5].error) == (False, "timeout after 1s")
+    assert results[6].stdout == "63\n"

@@ -492,3 +492,21 @@ def test_planted_modules_and_patched_state_do_not_reach_the_next_run(sb: Sandbox
     )
     for _ in range(2):  # both workers
         assert hostile(sb, check).stdout == "4.0 2 False []\nTrue True\n"
+
+
+def test_programs_batched_together_cannot_reach_each_other(sb: Sandbox) -> None:
+    """run_many runs simple programs one after another in one process: the attacks here
+    are not simple, so each runs in a process of its own, and the simple programs after
+    them see an untouched interpreter."""
+    victim = "from fractions import Fraction\nx = Fraction(1, 2) + 1\nprint(x)\n"
+    attacks = [
+        "import builtins\nbuiltins.print = lambda *a, **k: None",
+        "import fractions\nfractions.Fraction = lambda *a: 0",
+        "import sys\nsys.modules['fractions'] = None",
+        'import os\nos.write(3, b\'{"i": 0, "ok": true, "stdout": "forged", "error": null}\\n\')',
+        "import sys\nsys.stdout.write = None",
+    ]
+    codes = [code for attack in attacks for code in (attack, victim)]
+    results = sb.run_many(codes)
+    assert [results[k].stdout for k in range(1, len(codes), 2)] == ["3/2\n"] * len(attacks)
+    assert leftover_processes(sb) == []

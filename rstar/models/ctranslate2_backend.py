@@ -83,16 +83,16 @@ class CTranslate2Backend:
     A call's prompts are sorted by length and cut into groups of at most ``batch_size``
     prompts whose lengths differ by at most ``length_window`` tokens (CTranslate2 forwards
     a batch's prompts at once only up to the shortest; the rest is fed token by token).
-    ``threads`` CPU threads (default: torch's current setting) decode them. With
-    ``workers=1`` (the default) one ``ctranslate2.Generator`` uses them all and sampling is
-    reproducible: the backend's random stream is seeded by its first seeded call, so the
-    same calls on a fresh backend give the same samples (CTranslate2's random generators
-    are per thread and seeded once, so later seeds cannot reach them, unlike
-    :class:`~rstar.models.TransformersBackend`, which re-seeds every call). With
-    ``workers=N`` the groups are spread over N single-threaded generators decoding at once:
-    faster on a CPU (docs/benchmarks.md), but the samples depend on which worker ran which
-    group, so they are not reproducible. ``compute_type``: float32 (the reference's numbers),
-    int8 or int8_float32 (weights quantized to 8 bits).
+    ``threads`` CPU threads (default: torch's current setting) decode them, as ``workers``
+    ``ctranslate2.Generator`` s (default: one single-threaded generator per thread; the
+    groups are spread over them in turn and decode at once: docs/benchmarks.md measures
+    the choices). Sampling is reproducible: each worker's random stream is seeded by the
+    backend's first seeded call (worker k with ``seed + k``), so the same calls on a fresh
+    backend give the same samples. (CTranslate2's random generators are per thread and
+    seeded once, so later seeds cannot reach them, unlike
+    :class:`~rstar.models.TransformersBackend`, which re-seeds every call.)
+    ``compute_type``: float32 (the reference's numbers), int8 or int8_float32 (weights
+    quantized to 8 bits).
     """
 
     def __init__(
@@ -104,8 +104,8 @@ class CTranslate2Backend:
         compute_type: str = "float32",
         max_context: int | None = None,
         threads: int | None = None,
-        workers: int = 1,
-        length_window: int = 8,
+        workers: int | None = None,
+        length_window: int = 2,
         require_special_tokens: bool = True,
         progress: bool = True,
     ) -> None:
@@ -123,9 +123,10 @@ class CTranslate2Backend:
         self.model_dir = converted(path, f"ctranslate2-{compute_type}", _convert(compute_type))
         config = json.loads((path / "config.json").read_text())
         self.context = context_length(SimpleNamespace(**config), max_context)
+        threads = threads or torch.get_num_threads()
+        workers = workers or threads
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
-        threads = threads or torch.get_num_threads()
         self.workers = [
             ctranslate2.Generator(
                 str(self.model_dir),

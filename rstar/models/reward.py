@@ -24,6 +24,9 @@ from rstar.models.loading import (
     resolve_dtype,
 )
 
+# (index of the prefix, its tokens, (index of the continuation, its tokens) per continuation)
+_Group = tuple[int, list[int], list[tuple[int, list[int]]]]
+
 
 @runtime_checkable
 class RewardBackend(Protocol):
@@ -73,6 +76,87 @@ class TransformersRewardBackend:
         # The head reads the last token that is not padding, so the model must know the pad id.
         self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.max_length = context_length(self.model.config, max_length)
+
+    def raw_scores_extending(
+        self, prefixes: list[str], continuations: list[list[str]]
+    ) -> list[list[float]]:
+        """Head outputs of ``prefix + continuation`` for every continuation of every prefix,
+        each prefix run through the model once: its keys and values are kept and each of its
+        continuations runs on top of them (a search scores the children of one node so).
+
+        A continuation whose tokens are not those of the whole text (a token would merge
+        across the seam), or a text longer than ``max_length``, is scored whole.
+        """
+        heads = self.tokenizer(prefixes)["input_ids"]
+        scores = [[0.0] * len(conts) for conts in continuations]
+        groups: list[_Group] = []
+        whole: list[tuple[int, int]] = []
+        for g, (head, conts) in enumerate(zip(heads, continuations, strict=True)):
+            extending = []
+            for k, cont in enumerate(conts):
+                tail = self.tokenizer(cont, add_special_tokens=False)["input_ids"]
+                joined = self.tokenizer(prefixes[g] + cont)["input_ids"]
+                if tail and len(joined) <= self.max_length and joined == head + tail:
+                    extending.append((k, tail))
+                else:
+                    whole.append((g, k))
+            if extending:
+                groups.append((g, head, extending))
+        groups.sort(key=lambda group: len(group[1]))
+        with torch.inference_mode():
+            start = 0
+            while start < len(groups):
+                chunk: list[_Group] = []
+                while start < len(groups) and (
+                    not chunk or sum(len(c[2]) for c in chunk) < self.batch_size
+                ):
+                    chunk.append(groups[start])
+                    start += 1
+                for (g, k), value in self._extend(chunk):
+                    scores[g][k] = value
+        texts = [prefixes[g] + continuations[g][k] for g, k in whole]
+        for (g, k), value in zip(whole, self.raw_scores(texts), strict=True):
+            scores[g][k] = value
+        return scores
+
+    def _extend(self, chunk: list[_Group]) -> list[tuple[tuple[int, int], float]]:
+        """One batch of prefixes (left-padded, run with a cache), then their continuations
+        (right-padded, on the cached rows); the head reads each continuation's last token."""
+        pad = self.tokenizer.pad_token_id
+        width = max(len(head) for _, head, _ in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, (_, head, _) in enumerate(chunk):
+            ids[row, width - len(head) :] = torch.tensor(head)
+            mask[row, width - len(head) :] = 1
+        base = self.model.base_model
+        out = base(
+            input_ids=ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(self.device),
+            use_cache=True,
+        )
+        rows = [row for row, (_, _, tails) in enumerate(chunk) for _ in tails]
+        keys = [(g, k) for g, _, tails in chunk for k, _ in tails]
+        tails = [tail for _, _, group_tails in chunk for _, tail in group_tails]
+        cache = out.past_key_values
+        cache.reorder_cache(torch.tensor(rows, device=self.device))
+        length = max(len(tail) for tail in tails)
+        tail_ids = torch.full((len(tails), length), pad, dtype=torch.long)
+        tail_mask = torch.zeros((len(tails), length), dtype=torch.long)
+        for row, tail in enumerate(tails):
+            tail_ids[row, : len(tail)] = torch.tensor(tail)
+            tail_mask[row, : len(tail)] = 1
+        positions = mask.sum(-1)[rows][:, None] + torch.arange(length)[None, :]
+        hidden = base(
+            input_ids=tail_ids.to(self.device),
+            attention_mask=torch.cat([mask[rows], tail_mask], dim=1).to(self.device),
+            position_ids=positions.to(self.device),
+            past_key_values=cache,
+        ).last_hidden_state
+        last = torch.tensor([len(tail) - 1 for tail in tails], device=self.device)
+        values = self.model.score(hidden[torch.arange(len(tails)), last])[:, 0]
+        return list(zip(keys, values.float().tolist(), strict=True))
 
     def raw_scores(self, texts: list[str]) -> list[float]:
         """Head outputs, batched by similar length, left-padded."""

@@ -42,6 +42,17 @@ Layers, outermost first:
    with the child. stdout is a pipe of its own, not the protocol pipe (stdin and stderr are
    /dev/null); beyond ``max_output`` bytes its head and tail are kept around a marker, and it
    is decoded with ``errors="replace"``.
+7. **Simple programs share a child** (``run_many`` only): straight-line arithmetic that is
+   printed (``_server.is_simple``, checked on the syntax tree inside the sandbox: assignments
+   of names not starting with ``_``, arithmetic with bounded exponents, ``print``,
+   ``Fraction``, ``round`` and a few more calls, ``math``'s functions, ``from fractions import
+   Fraction``; no attributes, subscripts, loops, definitions or other imports) runs one
+   program after another in one child set up as above, each in a fresh ``__main__`` with its
+   own output and a timer. Such a program can bind names in its own namespace and print,
+   nothing more, so it cannot reach the next one; everything else keeps a child of its own.
+   A shared child that is killed or runs out of time costs nothing but time: the programs it
+   did not report run again, each in a child of its own. This is what makes toy-world code
+   cheap (about 0.4 ms instead of 4 ms of CPU a program: docs/benchmarks.md).
 
 Threat model: the code may do anything Python can: loop, allocate, fork, write files, open
 sockets, ignore signals, crash the interpreter, exit, try to kill its parent. None of that may

@@ -28,6 +28,7 @@ import stat
 import struct
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 _HEADER = struct.Struct(">I")
@@ -271,9 +272,47 @@ class Server:
                 request = read_frame(self.proto_in)
             except EOFError:
                 return
-            write_frame(self.proto_out, self.execute(request["code"], float(request["timeout"])))
+            timeout = float(request["timeout"])
+            if "batch" in request:
+                reply: dict[str, Any] = {"results": self.execute_batch(request["batch"], timeout)}
+            else:
+                reply = self.execute(request["code"], timeout)
+            write_frame(self.proto_out, reply)
 
     def execute(self, code: str, timeout: float) -> dict[str, Any]:
+        """One program in a child of its own."""
+        timed_out, wait_status, output, status = self._in_child(
+            lambda child: child.run(code, timeout), timeout, _STATUS_LIMIT
+        )
+        error = f"timeout after {timeout:g}s" if timed_out else _error_of(wait_status, status)
+        return {"ok": error is None, "stdout": output.text(), "error": error}
+
+    def execute_batch(self, codes: list[str], timeout: float) -> list[dict[str, Any]]:
+        """Several programs: the simple ones (:func:`is_simple`) one after another in one
+        child, each in a fresh namespace with its own output; every other program, and any
+        simple one the shared child did not report (it was killed, or ran out of time), in a
+        child of its own as :meth:`execute` runs it."""
+        results: list[dict[str, Any] | None] = [None] * len(codes)
+        simple = [i for i, code in enumerate(codes) if is_simple(code)]
+        if len(simple) > 1:
+            limit = len(simple) * (self.max_output + 4 * _ERROR_LIMIT) + _STATUS_LIMIT
+            _, _, _, status = self._in_child(
+                lambda child: child.run_simple([codes[i] for i in simple], timeout),
+                timeout,
+                limit,
+            )
+            for k, result in _parse_results(status, len(simple)).items():
+                results[simple[k]] = result
+        return [
+            result if result is not None else self.execute(code, timeout)
+            for code, result in zip(codes, results, strict=True)
+        ]
+
+    def _in_child(
+        self, run: Callable[[_Child], None], timeout: float, status_limit: int
+    ) -> tuple[bool, int, _Capture, bytearray]:
+        """Fork a child that runs ``run``; collect its output and status until it ends or
+        ``timeout`` is up, then clean up after it: (timed out, wait status, output, status)."""
         self.counter += 1
         scratch = os.path.join(self.scratch_root, f"run-{self.counter}")
         os.mkdir(scratch, 0o700)
@@ -284,24 +323,23 @@ class Server:
         pid = os.fork()
         if pid == 0:
             try:
-                _Child(self, scratch, out_w, status_w).run(code, timeout)
+                run(_Child(self, scratch, out_w, status_w))
             finally:  # the child never returns into the server's code
                 _exit(_SETUP_FAILED)
         os.close(out_w)
         os.close(status_w)
         output = _Capture(self.max_output)
         status = bytearray()
-        timed_out = self._supervise(pid, timeout, out_r, status_r, output, status)
+        timed_out = self._supervise(pid, timeout, out_r, status_r, output, status, status_limit)
         if timed_out:
             os.kill(pid, signal.SIGKILL)
         _, wait_status = os.waitpid(pid, 0)  # the child first, so that its status is ours
         self._sweep()
-        self._drain(out_r, status_r, output, status)
+        self._drain(out_r, status_r, output, status, status_limit)
         os.close(out_r)
         os.close(status_r)
         self._wipe_scratch_root()
-        error = f"timeout after {timeout:g}s" if timed_out else _error_of(wait_status, status)
-        return {"ok": error is None, "stdout": output.text(), "error": error}
+        return timed_out, wait_status, output, status
 
     def _supervise(
         self,
@@ -311,6 +349,7 @@ class Server:
         status_r: int,
         output: _Capture,
         status: bytearray,
+        status_limit: int,
     ) -> bool:
         """Collect output until the child exits (False) or its time is up (True)."""
         deadline = time.monotonic() + timeout
@@ -326,29 +365,33 @@ class Server:
                 for fd, _ in poller.poll(remaining * 1000):
                     if fd == pidfd:
                         return False
-                    if not self._read_into(fd, out_r, output, status):
+                    if not self._read_into(fd, out_r, output, status, status_limit):
                         poller.unregister(fd)
         finally:
             os.close(pidfd)
 
-    def _read_into(self, fd: int, out_r: int, output: _Capture, status: bytearray) -> bool:
+    def _read_into(
+        self, fd: int, out_r: int, output: _Capture, status: bytearray, status_limit: int
+    ) -> bool:
         try:
             data = os.read(fd, 1 << 16)
         except BlockingIOError:
             return False
         if fd == out_r:
             output.feed(data)
-        elif len(status) < _STATUS_LIMIT:
-            status += data[: _STATUS_LIMIT - len(status)]
+        elif len(status) < status_limit:
+            status += data[: status_limit - len(status)]
         return bool(data)
 
-    def _drain(self, out_r: int, status_r: int, output: _Capture, status: bytearray) -> None:
+    def _drain(
+        self, out_r: int, status_r: int, output: _Capture, status: bytearray, status_limit: int
+    ) -> None:
         """Read what is left in the pipes: until EOF, nothing more ready, or a pipe's worth
         more than its buffer (a writer the sweep could not reach must not keep us here)."""
         for fd in (out_r, status_r):
             os.set_blocking(fd, False)
-            for _ in range(16):
-                if not self._read_into(fd, out_r, output, status):
+            for _ in range(16 + status_limit // (1 << 16)):
+                if not self._read_into(fd, out_r, output, status, status_limit):
                     break
 
     def _sweep(self) -> None:
@@ -408,6 +451,7 @@ class _Child:
     """Everything that happens in the forked child, in order. Ends with os._exit."""
 
     def __init__(self, server: Server, scratch: str, out_w: int, status_w: int) -> None:
+        self.started = time.monotonic()
         self.server = server
         self.scratch = scratch
         self.out_w = out_w
@@ -423,6 +467,35 @@ class _Child:
         error = _run_code(code, self.server.memory_bytes)
         if os.getpid() == me:  # not a copy the program forked, falling out of its code
             _report(self.status_w, error)
+        _exit(0)
+
+    def run_simple(self, codes: list[str], timeout: float) -> None:
+        """Simple programs (:func:`is_simple`) one after another, each in a fresh namespace
+        with its output captured apart; one JSON line per program on the status pipe."""
+        try:
+            self._set_up(timeout)
+        except BaseException as exc:
+            _report(self.status_w, f"sandbox setup failed: {exc!r}")
+            _exit(_SETUP_FAILED)
+        me = os.getpid()
+        signal.signal(signal.SIGALRM, _time_up)
+        for k, code in enumerate(codes):
+            output = io.StringIO()
+            sys.stdout = output
+            left = timeout - (time.monotonic() - self.started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.01))
+            try:
+                error = _run_code(code, self.server.memory_bytes)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            if os.getpid() != me:
+                _exit(0)
+            capture = _Capture(self.server.max_output)
+            capture.feed(output.getvalue().encode("utf-8", "backslashreplace"))
+            if error == _TIMEOUT_MARK:
+                error = f"timeout after {timeout:g}s"
+            line = {"i": k, "ok": error is None, "stdout": capture.text(), "error": error}
+            _write(self.status_w, _dumps(line).encode("ascii") + b"\n")
         _exit(0)
 
     def _set_up(self, timeout: float) -> None:
@@ -474,6 +547,152 @@ class _Child:
         sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
         sys.argv = [""]
+
+
+_TIMEOUT_MARK = "_ProgramTimeout"
+
+
+class _ProgramTimeout(BaseException):
+    """A simple program's time is up (raised by the interval timer of a shared child)."""
+
+
+def _time_up(signum: int, frame: object) -> None:
+    raise _ProgramTimeout
+
+
+# What a simple program may contain: straight-line arithmetic on named values, printed.
+# Such a program cannot loop, define anything, reach an attribute (math's functions aside)
+# or import beyond math and Fraction, so it cannot change what the next program in the
+# same child sees: it binds names in its own namespace and prints, nothing else.
+_SIMPLE_CALLS = frozenset(
+    {"print", "Fraction", "round", "int", "float", "abs", "min", "max", "pow", "divmod", "str"}
+)
+_SIMPLE_MATH = frozenset(
+    {"sqrt", "floor", "ceil", "gcd", "lcm", "isqrt", "fabs", "exp", "log", "log2", "log10",
+     "sin", "cos", "tan", "pi", "e", "trunc", "comb", "perm", "factorial", "hypot"}
+)  # fmt: skip
+_SIMPLE_OPERATORS = ("Add", "Sub", "Mult", "Div", "FloorDiv", "Mod", "Pow", "USub", "UAdd")
+_SIMPLE_MAX_CHARS = 20_000
+_SIMPLE_MAX_STATEMENTS = 200
+_SIMPLE_MAX_EXPONENT = 64
+
+
+def is_simple(code: str) -> bool:
+    """Whether ``code`` is a simple program (see the comment above), judged on its syntax
+    tree; anything else, or anything that does not parse, is not."""
+    import ast
+
+    if len(code) > _SIMPLE_MAX_CHARS:
+        return False
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    if len(tree.body) > _SIMPLE_MAX_STATEMENTS:
+        return False
+    return all(_simple_statement(statement) for statement in tree.body)
+
+
+def _simple_statement(node: object) -> bool:
+    import ast
+
+    if isinstance(node, ast.Assign):
+        return (
+            len(node.targets) == 1
+            and _simple_name(node.targets[0])
+            and _simple_expression(node.value)
+        )
+    if isinstance(node, ast.AugAssign):
+        return (
+            _simple_name(node.target)
+            and type(node.op).__name__ in _SIMPLE_OPERATORS
+            and _simple_expression(node.value)
+        )
+    if isinstance(node, ast.Expr):
+        return isinstance(node.value, ast.Call) and _simple_expression(node.value)
+    if isinstance(node, ast.ImportFrom):
+        return (
+            node.module == "fractions"
+            and node.level == 0
+            and [(a.name, a.asname) for a in node.names] == [("Fraction", None)]
+        )
+    if isinstance(node, ast.Import):
+        return [(a.name, a.asname) for a in node.names] == [("math", None)]
+    return isinstance(node, ast.Pass)
+
+
+def _simple_name(node: object) -> bool:
+    import ast
+
+    return isinstance(node, ast.Name) and not node.id.startswith("_") and node.id != "math"
+
+
+def _simple_expression(node: object) -> bool:
+    import ast
+
+    if isinstance(node, ast.Constant):
+        value = node.value
+        return isinstance(value, int | float | str) and not (
+            isinstance(value, str) and len(value) > 1000
+        )
+    if isinstance(node, ast.Name):
+        return _simple_name(node)
+    if isinstance(node, ast.UnaryOp):
+        return type(node.op).__name__ in _SIMPLE_OPERATORS and _simple_expression(node.operand)
+    if isinstance(node, ast.BinOp):
+        if type(node.op).__name__ not in _SIMPLE_OPERATORS:
+            return False
+        if isinstance(node.op, ast.Pow) and not (
+            isinstance(node.right, ast.Constant)
+            and isinstance(node.right.value, int)
+            and abs(node.right.value) <= _SIMPLE_MAX_EXPONENT
+        ):
+            return False
+        return _simple_expression(node.left) and _simple_expression(node.right)
+    if isinstance(node, ast.Attribute):
+        return (
+            isinstance(node.value, ast.Name)
+            and node.value.id == "math"
+            and node.attr in _SIMPLE_MATH
+        )
+    if isinstance(node, ast.Call):
+        function = node.func
+        named = isinstance(function, ast.Name) and function.id in _SIMPLE_CALLS
+        if not (named or (isinstance(function, ast.Attribute) and _simple_expression(function))):
+            return False
+        if named and function.id == "pow" and len(node.args) > 2:
+            return False
+        keywords_ok = all(
+            k.arg in ("sep", "end") and isinstance(k.value, ast.Constant) for k in node.keywords
+        )
+        return keywords_ok and all(_simple_expression(a) for a in node.args)
+    if isinstance(node, ast.JoinedStr):
+        return all(_simple_expression(v) for v in node.values)
+    if isinstance(node, ast.FormattedValue):
+        return _simple_expression(node.value) and (
+            node.format_spec is None or _simple_expression(node.format_spec)
+        )
+    return False
+
+
+def _parse_results(status: bytearray, count: int) -> dict[int, dict[str, Any]]:
+    """The results a shared child reported, by position; whatever else it wrote is ignored."""
+    found: dict[int, dict[str, Any]] = {}
+    for line in status.decode("utf-8", "replace").splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(item, dict) or not isinstance(item.get("i"), int):
+            continue
+        k, error, stdout = item["i"], item.get("error"), item.get("stdout")
+        if 0 <= k < count and isinstance(stdout, str) and isinstance(error, str | None):
+            found[k] = {
+                "ok": error is None,
+                "stdout": stdout,
+                "error": None if error is None else error[:_ERROR_LIMIT],
+            }
+    return found
 
 
 WARM_UP = """\

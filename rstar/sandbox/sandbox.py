@@ -59,6 +59,7 @@ class Sandbox:
     template) hold for each program. `workers` fork servers run programs in parallel (default:
     the CPU count). `max_output` bytes of stdout are kept (head and tail halves); `disk_mb` bounds
     each file and the whole scratch space; `max_procs` bounds processes and threads per program.
+    `batch_size` programs at most go to a worker at once (`run_many`).
     `isolation` forces a level (RuntimeError if it does not work here); by default the strongest
     that works is taken, and `isolation` tells which.
     """
@@ -74,6 +75,7 @@ class Sandbox:
         max_procs: int = 16,
         isolation: IsolationLevel | str | None = None,
         preload: Sequence[str] = DEFAULT_PRELOAD,
+        batch_size: int = 32,
     ) -> None:
         workers = (os.cpu_count() or 1) if workers is None else workers
         for name, value, least in (
@@ -93,6 +95,7 @@ class Sandbox:
         self.disk_mb = disk_mb
         self.max_procs = max_procs
         self.preload = tuple(preload)
+        self.batch_size = batch_size
         self.isolation = choose(None if isolation is None else IsolationLevel(isolation))
         self.drops_privileges = drops_privileges()
         self._workers: list[Worker] = []
@@ -151,10 +154,41 @@ class Sandbox:
         return ExecResult(reply["ok"], reply["stdout"], reply["error"], duration)
 
     def run_many(self, codes: Sequence[str], timeout: float | None = None) -> list[ExecResult]:
-        """Run programs in parallel over the workers; results in the order of `codes`."""
+        """Run programs in parallel over the workers; results in the order of `codes`.
+
+        The programs go to the workers in batches of up to `batch_size`. A worker runs the
+        simple programs of a batch (straight-line arithmetic that is printed, see
+        `rstar.sandbox._server.is_simple`) one after another in one child process, each in a
+        fresh namespace, and every other program in a child of its own; a simple program's
+        `duration` is then its batch's time shared out. Each program keeps `timeout`.
+        """
         if self._pool is None:
             raise RuntimeError("Sandbox is not started: use `with Sandbox() as sb:` or start()")
-        return list(self._pool.map(lambda code: self.run(code, timeout), codes))
+        for code in codes:
+            if not isinstance(code, str):
+                raise TypeError(f"Sandbox.run_many: codes must be str, got {type(code).__name__}")
+        limit = self.timeout if timeout is None else float(timeout)
+        if not limit > 0:
+            raise ValueError(f"Sandbox.run_many(timeout={timeout!r}): must be positive")
+        size = max(1, min(self.batch_size, -(-len(codes) // self.workers)))
+        batches = [list(codes[i : i + size]) for i in range(0, len(codes), size)]
+        return [
+            r
+            for batch in self._pool.map(lambda b: self._run_batch(b, limit), batches)
+            for r in batch
+        ]
+
+    def _run_batch(self, codes: list[str], timeout: float) -> list[ExecResult]:
+        if len(codes) == 1:
+            return [self.run(codes[0], timeout)]
+        worker = self._idle.get()
+        try:
+            start = time.perf_counter()
+            replies = worker.execute_batch(codes, timeout)
+            share = (time.perf_counter() - start) / len(codes)
+        finally:
+            self._idle.put(worker)
+        return [ExecResult(r["ok"], r["stdout"], r["error"], share) for r in replies]
 
     @property
     def worker_pids(self) -> list[int]:

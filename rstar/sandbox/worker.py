@@ -101,6 +101,29 @@ class Worker:
                     return {"ok": False, "stdout": "", "error": f"sandbox server failed ({exc!r})"}
         raise AssertionError("unreachable")
 
+    def execute_batch(self, codes: list[str], timeout: float) -> list[dict[str, Any]]:
+        """Several programs in one request (the server runs the simple ones together, the
+        rest one by one); ``{"ok", "stdout", "error"}`` per program, in order.
+
+        A server that times out, dies or garbles the reply is replaced, and the programs are
+        then run one at a time: a batch never fails as a whole.
+        """
+        if self._proc is None or self._proc.poll() is not None:
+            self._restart()
+        self.wait_ready()
+        requests, replies = self._pipes()
+        deadline = time.monotonic() + (len(codes) + 1) * (timeout + GRACE)
+        try:
+            write_frame(requests, {"batch": codes, "timeout": timeout})
+            reply = read_frame(replies, deadline)
+            results = reply["results"]
+            if not isinstance(results, list) or len(results) != len(codes):
+                raise ProtocolError(f"{len(codes)} programs but a reply of {results!r:.80}")
+            return results
+        except (TimeoutError, OSError, EOFError, ProtocolError, KeyError):
+            self._restart()
+        return [self.execute(code, timeout) for code in codes]
+
     def close(self) -> None:
         self._kill()
         self._stderr.close()

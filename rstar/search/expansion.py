@@ -14,7 +14,9 @@ How a candidate becomes a node:
 - a code step: the program of the steps so far (:func:`program_of`) runs in the sandbox.
   On success the consecutive-error count resets to 0; on failure it is the parent's
   count + 1 and, once it reaches ``error_threshold``, the node is terminal
-  (``code_error``, reward −1);
+  (``code_error``, reward −1). A program that ran before in this expander, or that differs
+  from one only in its comment lines, is not run again: its result is reused
+  (:func:`program_key`);
 - an answer step: terminal (``answer``). With a gold answer (data generation) the reward is
   +1 if the boxed answer is equivalent to it, else −1; at test time (no gold) the reward is
   the PPM's score of the whole trajectory, or 0 without a PPM;
@@ -55,6 +57,8 @@ from rstar.search.tree import (
 
 log = logging.getLogger(__name__)
 
+_MAX_REMEMBERED = 200_000  # program results an expander keeps (a shard's worth, many times)
+
 
 @dataclass
 class SearchStats:
@@ -69,6 +73,8 @@ class SearchStats:
     ppm_calls: int = 0
     generated_tokens: int = 0
     generated_sequences: int = 0
+    programs_run: int = 0  # programs the sandbox ran
+    programs_reused: int = 0  # programs whose result an identical one had given
 
     @property
     def bookkeeping_s(self) -> float:
@@ -90,6 +96,12 @@ def prompt_for(tree: Tree, node: Node) -> str:
     """What the policy continues from to propose the next step below ``node``."""
     output = node.output if node.kind == StepKind.FINAL_CODE else None
     return continuation(tree.question, node.steps(), output)
+
+
+def program_key(program: str) -> str:
+    """What decides a program's result: its text with every comment line blanked (line
+    numbers, which error messages name, stay as they were)."""
+    return "\n".join("" if line.lstrip().startswith("#") else line for line in program.split("\n"))
 
 
 def program_of(node: Node) -> str:
@@ -121,6 +133,7 @@ class Expander:
         self.grader = grader
         self.stats = SearchStats()
         self._calls = 0
+        self._results: dict[str, ExecResult] = {}  # by program_key
 
     def expand(
         self,
@@ -203,11 +216,9 @@ class Expander:
         ]
         if not runnable:
             return
-        programs = [program_of(child) for child in runnable]
         start = time.perf_counter()
-        results = self._run_many(programs)
+        results = self._results_of([program_of(child) for child in runnable])
         self.stats.sandbox_s += time.perf_counter() - start
-        self.stats.sandbox_calls += 1
         for child, result in zip(runnable, results, strict=True):
             parent_errors = child.parent.consecutive_errors if child.parent else 0
             child.exec_ok = result.ok
@@ -215,6 +226,27 @@ class Expander:
             child.consecutive_errors = 0 if result.ok else parent_errors + 1
             if child.consecutive_errors >= self.config.error_threshold:
                 _end(child, CODE_ERROR, -1.0)
+
+    def _results_of(self, programs: list[str]) -> list[ExecResult]:
+        """The result of every program: remembered ones reused, the others run in one batch
+        (each distinct program once). Results of a failing sandbox are not remembered."""
+        keys = [program_key(program) for program in programs]
+        todo = {key: program for key, program in zip(keys, programs, strict=True)}
+        todo = {key: program for key, program in todo.items() if key not in self._results}
+        if todo:
+            ran = self._run_many(list(todo.values()))
+            self.stats.sandbox_calls += 1
+            self.stats.programs_run += len(todo)
+            if len(self._results) > _MAX_REMEMBERED:
+                self._results.clear()
+            for key, result in zip(todo, ran, strict=True):
+                if not (result.error or "").startswith("sandbox"):
+                    self._results[key] = result
+        found = {key: self._results.get(key) for key in keys}
+        if todo:
+            found |= dict(zip(todo, ran, strict=True))
+        self.stats.programs_reused += len(keys) - len(todo)
+        return [found[key] for key in keys]
 
     def _run_many(self, programs: list[str]) -> list[ExecResult]:
         """A sandbox failure on one program must never stop the batch."""
@@ -256,9 +288,12 @@ class Expander:
         ]
         if self.ppm is not None and to_score:
             start = time.perf_counter()
-            scores = self.ppm.score(
-                [tree.question for tree, _ in to_score], [partial_text(n) for _, n in to_score]
-            )
+            partials = [partial_text(n) for _, n in to_score]
+            shared = [  # siblings share what comes before their own step
+                len(p) - len(n.text) if p.endswith(n.text) else None
+                for p, (_, n) in zip(partials, to_score, strict=True)
+            ]
+            scores = self.ppm.score([tree.question for tree, _ in to_score], partials, shared)
             self.stats.ppm_s += time.perf_counter() - start
             self.stats.ppm_calls += 1
             for (_, node), value in zip(to_score, scores, strict=True):
