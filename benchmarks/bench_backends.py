@@ -3,10 +3,10 @@
     .venv/bin/pip install -c constraints.txt -e '.[bench]'   # onnxruntime-genai for the comparison
     .venv/bin/python benchmarks/bench_backends.py --policy runs/toy/base-policy
 
-A short MCTS over toy train problems (levels 2-4, the tiny profile's search settings) is
-run with the transformers backend, recording every generate call it makes (prompts and
-sampling parameters). Each backend then replays exactly those calls; the report gives
-generated tokens/s per backend and the ratio to transformers, measured in the same run:
+A short MCTS over toy train problems (levels 2-4, the tiny profile's search settings) is run
+with the transformers backend, recording every generate call it makes (prompts and sampling
+parameters). Each backend then replays exactly those calls; the report gives generated
+tokens/s per backend and the ratio to transformers, measured in the same run:
 
 - ``transformers``: the reference (``rstar.models.TransformersBackend``);
 - ``ctranslate2`` (float32 and int8): ``rstar.models.CTranslate2Backend``;
@@ -14,13 +14,14 @@ generated tokens/s per backend and the ratio to transformers, measured in the sa
   ``Generator`` loop (an adapter in this script: it is a candidate, not a project backend).
 
 It also decodes 200 toy prompts greedily with each backend and counts the outputs equal to
-the transformers backend's. Conversion time is reported apart (it happens once per
-checkpoint). onnxruntime-genai's CPU attention kernel needs a head size that is a multiple
-of 16, which the base policy (width 96, 4 heads: 24) is not; so the three are also
-compared on raw decoding with a model of width 128 and 4 heads (head size 32, the 1.3 M
-shape of issue 15), randomly initialised: 64 toy prompts, 4 samples each, 64 new tokens
-each (no stop), the same work for every backend.
-"""
+the transformers backend's, and samples the search's prompts again with transformers and
+CTranslate2 (at least ``--steps`` steps each) to compare the distributions of step length,
+step validity and answer correctness with two-sample tests. Conversion time is reported
+apart (it happens once per checkpoint). onnxruntime-genai's CPU attention kernel needs a
+head size that is a multiple of 16, which the base policy (width 96, 4 heads: 24) is not; so
+the three are also compared on raw decoding with a model of width 128 and 4 heads (head size
+32, the 1.3 M shape of issue 15), randomly initialised: 64 toy prompts, 4 samples each, 64
+new tokens each (no stop), the same work for every backend."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ import numpy as np
 import torch
 
 from rstar.config import load_profile
-from rstar.format import build_prompt
+from rstar.format import ASSISTANT_TAG, USER_TAG, FormatError, build_prompt, parse_step
+from rstar.grading import is_correct
 from rstar.models import (
     Completion,
     CTranslate2Backend,
@@ -149,6 +151,51 @@ def greedy_texts(backend: GenerationBackend, prompts: list[str], max_new: int) -
     return [comps[0].text for comps in backend.generate(prompts, params)]
 
 
+def step_statistics(
+    backend: GenerationBackend, calls, golds: dict[str, str], count: int
+) -> dict[str, list]:
+    """Sample the search's prompts again (``count`` steps at least): per step its length in
+    tokens, whether it is a valid step of the format, and for answer steps whether the
+    answer is right."""
+    lengths, valid, correct = [], [], []
+    for prompts, params in calls:
+        for prompt, comps in zip(prompts, backend.generate(prompts, params), strict=True):
+            question = prompt.split(f"{USER_TAG}:\n", 1)[1].split(f"\n{ASSISTANT_TAG}", 1)[0]
+            for comp in comps:
+                lengths.append(comp.num_tokens)
+                try:
+                    step = parse_step(comp.text) if not comp.truncated else None
+                except FormatError:
+                    step = None
+                valid.append(step is not None)
+                if step is not None and step.answer is not None:
+                    correct.append(is_correct(step.answer, golds[question]))
+        if len(lengths) >= count:
+            break
+    return {"lengths": lengths, "valid": valid, "correct": correct}
+
+
+def same_distribution(reference: dict[str, list], other: dict[str, list]) -> dict[str, float]:
+    """Two-sample tests (p-values): lengths (Kolmogorov-Smirnov), validity and answer
+    correctness (Fisher's exact test on the 2x2 counts)."""
+    from scipy.stats import fisher_exact, ks_2samp
+
+    def fisher(a: list[bool], b: list[bool]) -> float:
+        return float(fisher_exact([[sum(a), len(a) - sum(a)], [sum(b), len(b) - sum(b)]])[1])
+
+    return {
+        "steps": (len(reference["lengths"]), len(other["lengths"])),
+        "length_ks_p": float(ks_2samp(reference["lengths"], other["lengths"]).pvalue),
+        "valid_share": (
+            round(sum(reference["valid"]) / len(reference["valid"]), 3),
+            round(sum(other["valid"]) / len(other["valid"]), 3),
+        ),
+        "valid_fisher_p": fisher(reference["valid"], other["valid"]),
+        "answers": (len(reference["correct"]), len(other["correct"])),
+        "correct_fisher_p": fisher(reference["correct"], other["correct"]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--policy", type=Path, default=Path("runs/toy/base-policy"))
@@ -156,6 +203,7 @@ def main() -> None:
     parser.add_argument("--rollouts", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-ort", action="store_true", help="leave onnxruntime-genai out")
+    parser.add_argument("--steps", type=int, default=2000, help="sampled steps per backend")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     profile = load_profile("tiny")
@@ -231,6 +279,13 @@ def main() -> None:
             "greedy_same_as_transformers": f"{same}/{len(test)}",
         }
         print(name, report["backends"][name], flush=True)
+    golds = {p.question: p.answer for p in problems}
+    sampled = {
+        name: step_statistics(backends[name], calls, golds, args.steps)
+        for name in ("transformers", f"ctranslate2-float32-{args.threads}-workers")
+    }
+    report["sampled_steps"] = same_distribution(*sampled.values())
+    print("sampled steps", report["sampled_steps"], flush=True)
     report["raw_decode_width128"] = raw_decode(args.policy, work, batch, test, args.skip_ort)
     print(json.dumps(report, indent=2))
     shutil.rmtree(work, ignore_errors=True)

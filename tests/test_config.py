@@ -15,7 +15,7 @@ from rstar.config import ProfileError, load_profile, profile_names
 def test_shipped_profiles_validate() -> None:
     assert {"tiny", "qwen2.5-math-7b"} <= set(profile_names())
     tiny = load_profile("tiny", run_dir="/tmp/r")
-    assert tiny.policy.backend == "transformers"
+    assert tiny.policy.backend == "ctranslate2"
     assert tiny.policy.path == "/tmp/r/toy/base-policy"
     qwen = load_profile("qwen2.5-math-7b")
     assert qwen.policy.backend == "vllm"
@@ -46,7 +46,8 @@ def test_existing_model_dir_and_hub_id(tmp_path: Path) -> None:
 def test_unknown_backend_lists_known(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("policy:\n  backend: tgi\n  path: /x\n")
-    with pytest.raises(ProfileError, match=r"bad.yaml: policy.backend.*transformers, vllm, openai"):
+    known = "transformers, ctranslate2, vllm, openai"
+    with pytest.raises(ProfileError, match=rf"bad.yaml: policy.backend.*{known}"):
         load_profile(bad)
 
 
@@ -67,7 +68,7 @@ def test_cli_profile_commands() -> None:
     runner = CliRunner()
     shown = runner.invoke(app, ["profile", "tiny"])
     assert shown.exit_code == 0
-    assert "backend: transformers" in shown.output
+    assert "backend: ctranslate2" in shown.output
     resolved = yaml.safe_load(shown.output.split("# the search of each round, resolved")[1])
     assert resolved["round 1"]["search"]["error_threshold"] == 2
     assert resolved["round 4"]["extra"]["rollouts"] == 16
