@@ -319,3 +319,7 @@ def raw_decode(policy: Path, work: Path, batch: int, prompts: list[str], skip_or
         }
         print(name, result[name], flush=True)
     return result
+
+
+if __name__ == "__main__":
+    main()
