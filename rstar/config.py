@@ -108,8 +108,10 @@ class ProblemsConfig(Settings):
         (), description="problem files or dataset ids (rstar.problems layouts), for source=files"
     )
     toy_levels: tuple[int, ...] = Field((1, 2, 3, 4, 5, 6), description="toy levels searched")
-    toy_per_level: int = Field(
-        20, gt=0, description="toy train problems per level (after those the base model saw)"
+    toy_per_level: int | dict[int, int] = Field(
+        20,
+        description="toy train problems per level (after those the base model saw): one "
+        "count for every level of toy_levels, or a count per level (its keys are the levels)",
     )
     limit: int | None = Field(None, gt=0, description="search only the first N problems (by id)")
     decontaminate: tuple[str, ...] | None = Field(
@@ -124,7 +126,22 @@ class ProblemsConfig(Settings):
     def _files_given(self) -> ProblemsConfig:
         if self.source == "files" and not self.files:
             raise ValueError("problems.source is 'files' but problems.files is empty")
+        counts = self.toy_per_level
+        if isinstance(counts, dict) and "toy_levels" in self.model_fields_set:
+            raise ValueError(
+                "toy_per_level gives a count per level, so its keys are the levels: "
+                "leave toy_levels out"
+            )
+        if any(n < 1 for n in self.level_counts().values()):
+            raise ValueError(f"toy_per_level: every count must be >= 1, got {counts}")
         return self
+
+    def level_counts(self) -> dict[int, int]:
+        """Toy problems searched per level."""
+        counts = self.toy_per_level
+        if isinstance(counts, dict):
+            return dict(sorted(counts.items()))
+        return {level: counts for level in self.toy_levels}
 
 
 class EvolveConfig(Settings):

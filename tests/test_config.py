@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from rstar.cli import app
-from rstar.config import ProfileError, load_profile, profile_names
+from rstar.config import ProblemsConfig, ProfileError, load_profile, profile_names
 
 
 def test_shipped_profiles_validate() -> None:
@@ -76,3 +77,14 @@ def test_cli_profile_commands() -> None:
     missing = runner.invoke(app, ["profile", "nope"])
     assert missing.exit_code == 2
     assert "unknown profile" in missing.output
+
+
+def test_toy_problems_per_level_one_count_or_a_count_per_level() -> None:
+    same = ProblemsConfig(toy_levels=(2, 3), toy_per_level=5)
+    assert same.level_counts() == {2: 5, 3: 5}
+    frontier = ProblemsConfig(toy_per_level={4: 30, 2: 10})
+    assert frontier.level_counts() == {2: 10, 4: 30}
+    with pytest.raises(ValidationError, match="leave toy_levels out"):
+        ProblemsConfig(toy_levels=(1,), toy_per_level={2: 10})
+    with pytest.raises(ValidationError, match="every count must be >= 1"):
+        ProblemsConfig(toy_per_level={2: 0})

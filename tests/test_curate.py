@@ -37,6 +37,9 @@ from rstar.format import (
 from rstar.store import Catalog, StoreLayout, write_shard
 from tests.store_trees import tree_table
 
+# The ranking rules below are checked with every failure as a negative (``ANY``); what the
+# default (negatives lead to a wrong final answer) changes is checked on its own.
+ANY = CurationConfig(negatives="any_failure")
 Q1, Q2, Q3, Q4 = "What is 1 + 1?", "What is 2 + 2?", "What is 3 + 3?", "What is 4 + 4?"
 
 # Step texts as the policy writes them (first step opens <code>).
@@ -148,11 +151,13 @@ def add_extra_rollouts(catalog: Catalog) -> None:
 
 def test_difficulty_and_hard_list_after_search(catalog):
     rows = difficulty(catalog, 1).to_pylist()
-    assert rows == [
-        {"problem_id": "p1", "num_trajectories": 7, "num_correct": 3, "difficulty": "medium"},
-        {"problem_id": "p2", "num_trajectories": 4, "num_correct": 4, "difficulty": "easy"},
-        {"problem_id": "p3", "num_trajectories": 1, "num_correct": 0, "difficulty": "hard"},
-        {"problem_id": "p4", "num_trajectories": 0, "num_correct": 0, "difficulty": "hard"},
+    # p1: 7 trajectories, 2 of them code errors (4, 12): 5 answered, 3 correct
+    keys = ("problem_id", "num_trajectories", "num_answered", "num_correct", "difficulty")
+    assert [tuple(row[k] for k in keys) for row in rows] == [
+        ("p1", 7, 5, 3, "medium"),
+        ("p2", 4, 4, 4, "easy"),
+        ("p3", 1, 0, 0, "hard"),  # its one trajectory hit the depth limit
+        ("p4", 0, 0, 0, "hard"),
     ]
     hard = hard_problems(catalog, 1)
     assert hard["problem_id"].to_pylist() == ["p3", "p4"]
@@ -165,7 +170,8 @@ def test_extra_rollouts_count_towards_the_round(catalog):
     assert hard_problems(catalog, 1)["problem_id"].to_pylist() == ["p4"]
     assert coverage(catalog) == {1: 0.75}
     p3 = difficulty(catalog, 1).filter(pa.compute.equal(difficulty(catalog, 1)["problem_id"], "p3"))
-    assert p3.to_pylist()[0]["difficulty"] == "medium"
+    # the search's depth-limit trajectory is not an answer: the one answer is correct
+    assert p3.to_pylist()[0]["difficulty"] == "easy"
 
 
 def test_sft_rows(catalog):
@@ -209,8 +215,35 @@ def test_sft_per_problem_is_configurable(catalog):
     ]
 
 
+def test_sft_rows_of_all_rounds_keep_the_best_per_problem(catalog):
+    # round 2 finds p1's trajectory A / final code / 2 again, now with every Q at 1
+    again = [
+        (1, 0, "code", A, 1.0, 1, None, None, True, ""),
+        (2, 1, "final_code", FINAL_CODE, 1.0, 1, None, None, True, "2"),
+        (3, 2, "answer", answer("2"), 1.0, 1, "answer", True, True, ""),
+    ]
+    write_shard(catalog.layout, tree_table("p1", again), round=2, stage="search", shard=0)
+    union = CurationConfig(sft_rounds="all")
+    with pytest.raises(FileNotFoundError, match=r"round=1/sft.jsonl is missing.*--round 1"):
+        select_sft(catalog, 2, union)
+    export_round(catalog, 1)  # round 1's rows: p1 5 (avg 0.75) and 11; p2 10 and 7
+    assert select_sft(catalog, 2)["leaf_id"].to_pylist() == [3]  # this round only
+    rows = select_sft(catalog, 2, union)
+    got = rows.select(["problem_id", "round", "leaf_id", "avg_q"]).to_pylist()
+    # p1: round 2's copy of round 1's leaf 5 (the same completion) wins on average Q and
+    # stands for both; then 11 from round 1. p2 was not searched again: its round-1 rows.
+    assert [tuple(r.values()) for r in got] == [
+        ("p1", 2, 3, 1.0),
+        ("p1", 1, 11, 1 / 3),
+        ("p2", 1, 10, 2 / 3),
+        ("p2", 1, 7, 2 / 3),
+    ]
+    assert rows["completion"][0].as_py() == completion(A, FINAL_CODE, answer("2"), output="2")
+    assert rows.schema == select_sft(catalog, 1).schema
+
+
 def test_step_pairs(catalog):
-    pairs = select_pairs(catalog, 1, CurationConfig(final_step_pairs=False))
+    pairs = select_pairs(catalog, 1, ANY.model_copy(update={"final_step_pairs": False}))
     prompt = build_prompt(Q1)
     # Root group of p1: positives (lead to a correct answer) 1 (Q 0.5), 9 (-0.25), 14
     # (-0.5, third: left out); negatives 12 (-1, code error), 2 (-0.5). Of the 4 pairs,
@@ -241,7 +274,9 @@ def test_step_pairs(catalog):
 
 
 def test_filters_are_configurable(catalog):
-    config = CurationConfig(final_step_pairs=False, min_q_margin=0, min_edit_distance=0)
+    config = ANY.model_copy(
+        update={"final_step_pairs": False, "min_q_margin": 0, "min_edit_distance": 0}
+    )
     pairs = select_pairs(catalog, 1, config)
     got = pairs.select(["chosen_node", "rejected_node"]).to_pylist()
     assert [(r["chosen_node"], r["rejected_node"]) for r in got] == [
@@ -257,7 +292,7 @@ def test_filters_are_configurable(catalog):
 
 
 def test_final_step_pairs(catalog):
-    pairs = select_pairs(catalog, 1)
+    pairs = select_pairs(catalog, 1, ANY)
     final = pairs.filter(pa.compute.equal(pairs["kind"], FINAL))
     # p1 positives: 5 (avg 0.75), 11 (1/3, beats 16 on min Q); negatives, lowest average:
     # 12 (-1), 8 (-2/3). All four margins are >= 0.5. p2 has no incorrect trajectory.
@@ -280,7 +315,7 @@ def test_final_step_pairs(catalog):
 
 def test_final_pairs_pool_the_stages(catalog):
     add_extra_rollouts(catalog)
-    pairs = select_pairs(catalog, 1)
+    pairs = select_pairs(catalog, 1, ANY)
     p3 = pairs.filter(pa.compute.equal(pairs["problem_id"], "p3")).to_pylist()
     # p3: correct in the extra rollouts (avg 2/3), wrong in the search (avg -1).
     assert [(r["kind"], r["chosen_stage"], r["chosen_node"]) for r in p3] == [
@@ -291,11 +326,31 @@ def test_final_pairs_pool_the_stages(catalog):
 
 
 def test_final_margin_filter(catalog):
-    pairs = select_pairs(catalog, 1, CurationConfig(min_q_margin=1.2))
+    pairs = select_pairs(catalog, 1, ANY.model_copy(update={"min_q_margin": 1.2}))
     final = pairs.filter(pa.compute.equal(pairs["kind"], FINAL))
     got = final.select(["chosen_node", "rejected_node"]).to_pylist()
     # margins: 5-12 1.75, 5-8 17/12, 11-12 4/3, 11-8 1.0 (dropped)
     assert [tuple(r.values()) for r in got] == [(5, 12), (5, 8), (11, 12)]
+
+
+def test_negatives_lead_to_a_wrong_answer_by_default(catalog):
+    add_extra_rollouts(catalog)
+    pairs = select_pairs(catalog, 1)
+    got = pairs.select(["kind", "chosen_node", "rejected_node", "pos_count", "neg_count"])
+    # Step pairs, p1's root group: 12 only crashed (no answer below it) and is no negative;
+    # 2 leads to the wrong answer 8. Positives 1 (Q 0.5) and 9 (-0.25): 1 vs 2 (margin 1.0)
+    # is kept, 9 vs 2 (0.25) dropped. Under 1, step 4 only crashed: no pair.
+    # Final pairs, p1: negatives are the wrong answers 8 (avg -2/3) and 6 (1/12), lowest
+    # first; 11 vs 6 has margin 1/4 < 0.5, and 5 vs 6 differ in one character (< 20).
+    # p3's search trajectory hit the depth limit: it is no negative, so p3 has no pair.
+    assert [tuple(r.values()) for r in got.to_pylist()] == [
+        (STEP, 1, 2, 2, 1),
+        (FINAL, 5, 8, 2, 2),
+        (FINAL, 11, 8, 2, 2),
+    ]
+    kept = select_pairs(catalog, 1, CurationConfig(min_edit_distance=0))
+    assert kept.to_pylist()[2]["rejected"] == completion(A, FINAL_CODE, answer("3"), output="2")
+    assert len(kept) == 4
 
 
 def test_missing_problem_is_a_clear_error(tmp_path):
@@ -306,7 +361,7 @@ def test_missing_problem_is_a_clear_error(tmp_path):
 
 def test_export_round_writes_jsonl_and_registers(catalog):
     add_extra_rollouts(catalog)
-    exported = export_round(catalog, 1)
+    exported = export_round(catalog, 1, ANY)
     assert (exported.sft_rows, exported.pair_rows) == (5, 8)
     sft = [json.loads(line) for line in exported.sft_path.read_text().splitlines()]
     assert [row["leaf_id"] for row in sft] == [5, 11, 10, 7, 3]
@@ -319,7 +374,7 @@ def test_export_round_writes_jsonl_and_registers(catalog):
     dataset = to_dataset(select_sft(catalog, 1), SFT_TRAINING_COLUMNS)
     assert dataset.column_names == ["prompt", "completion"]
     assert dataset[0]["completion"] == sft[0]["completion"]
-    pairs = to_dataset(select_pairs(catalog, 1), PAIR_TRAINING_COLUMNS)
+    pairs = to_dataset(select_pairs(catalog, 1, ANY), PAIR_TRAINING_COLUMNS)
     assert pairs.column_names == ["prompt", "chosen", "rejected"] and len(pairs) == 8
 
 
@@ -340,10 +395,11 @@ def test_the_export_command_curates_a_round_with_the_profiles_rules(catalog, tmp
         run = CliRunner().invoke(app, command)
         assert run.exit_code == 0, run.output
         buckets = [line.split()[1:5] for line in run.output.splitlines() if "problems" in line]
-        # p2 easy; p1 and p3 (solved by the extra rollouts) medium; p4 (no trajectory) hard
+        # p2 and p3 (its one answer, from the extra rollouts, correct) easy; p1 medium;
+        # p4 (no trajectory) hard
         assert buckets == [
-            ["easy", "problems", "│", "1"],
-            ["medium", "problems", "│", "2"],
+            ["easy", "problems", "│", "2"],
+            ["medium", "problems", "│", "1"],
             ["hard", "problems", "│", "1"],
         ]
         return tuple(  # type: ignore[return-value]
@@ -352,10 +408,10 @@ def test_the_export_command_curates_a_round_with_the_profiles_rules(catalog, tmp
         )
 
     # the paper's 20-character filter, given on the command line: the hand-checked rows
-    sft, pairs = export("--min-edit-distance", "20")
+    sft, pairs = export("--min-edit-distance", "20", "--negatives", "any_failure")
     assert [row["leaf_id"] for row in sft] == [5, 11, 10, 7, 3] and len(pairs) == 8
     # the tiny profile keeps near-identical steps: one more pair, A against its 1-edit typo
-    sft, with_typo = export()
+    sft, with_typo = export("--negatives", "any_failure")
     assert len(sft) == 5 and len(with_typo) == 9
     (extra,) = [p for p in with_typo if p not in pairs]
     assert (extra["chosen"], extra["rejected"]) == (A, A_TYPO)

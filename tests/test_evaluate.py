@@ -235,7 +235,7 @@ def test_methods_that_rank_with_the_ppm_need_one(sandbox):
 
 
 def test_benchmarks_load_by_name_path_or_toy(tmp_path):
-    assert benchmark_names() == ["toy", *PAPER_BENCHMARKS]
+    assert benchmark_names() == ["toy", "toy-val", *PAPER_BENCHMARKS]
     assert list(PAPER_BENCHMARKS) == [
         "math", "math500", "aime2024", "amc23", "gsm8k",
         "olympiadbench", "collegemath", "gaokao2023en", "omni_math",
@@ -256,3 +256,6 @@ def test_benchmarks_load_by_name_path_or_toy(tmp_path):
     assert [p.level for p in toy.problems] == [lv for lv in range(1, 7) for _ in range(3)]
     assert all(p.problem_id.startswith("toy-") for p in toy.problems)
     assert toy.head(4).problems == toy.problems[:4]
+    val = load_benchmark("toy-val", toy_per_level=3)
+    assert val.name == "toy-val" and len(val.problems) == 18
+    assert not {p.problem_id for p in val.problems} & {p.problem_id for p in toy.problems}

@@ -42,15 +42,16 @@ def catalog(tmp_path):
 
 
 def test_search_metrics_count_every_stage_of_the_round(catalog):
-    # p1: 7 trajectories, 3 correct (medium); p2: 4 of 4 (easy); p3: the search's one wrong
-    # trajectory plus the extra search's correct one (medium); p4: no trajectory (hard)
+    # p1: 7 trajectories, 3 of 5 answered correct (medium); p2: 4 of 4 (easy); p3: the
+    # search's one failed trajectory plus the extra search's correct one, 1 of 1 answered
+    # (easy); p4: no trajectory (hard)
     assert search_metrics(catalog, 1) == {
         "problems": 4,
         "coverage": 0.75,
         "trajectories": 13,
         "correct_trajectories": 8,
-        "difficulty/easy": 0.25,
-        "difficulty/medium": 0.5,
+        "difficulty/easy": 0.5,
+        "difficulty/medium": 0.25,
         "difficulty/hard": 0.25,
         "coverage/level_1": 1.0,
         "coverage/level_2": 0.5,

@@ -119,26 +119,34 @@ def test_fractions_are_exact_and_appear():
     assert is_equivalent("\\frac{7}{2}", "7/2")
 
 
-def test_train_and_test_never_overlap():
+def test_train_val_and_test_never_overlap():
     cfg = ToyWorldConfig(train_per_level=200, test_per_level=40)
     data = toy_dataset(cfg)
     train, test = data["train"], data["test"]
+    val = [p for lv in range(1, 7) for p in problem_pool(lv, 40, "val", cfg)]
     assert len(train) == 6 * 200 and len(test) == 6 * 40
     assert Counter(p.level for p in test) == {lv: 40 for lv in range(1, 7)}
-    assert not {p.id for p in train} & {p.id for p in test}
     norm = normalise_question
-    assert not {norm(p.question) for p in train} & {norm(p.question) for p in test}
-    # the split follows the text, so no seed's train pool holds a test question
+    for a, b in ((train, test), (train, val), (val, test)):
+        assert not {p.id for p in a} & {p.id for p in b}
+        assert not {norm(p.question) for p in a} & {norm(p.question) for p in b}
+    # the split follows the text, so no seed's train pool holds a test or validation question
     other_train = problem_pool(1, 200, "train", ToyWorldConfig(seed=7))
-    assert not {p.id for p in other_train} & {p.id for p in test}
+    assert not {p.id for p in other_train} & {p.id for p in test + val}
+    assert all(split_of(p.question, cfg.test_share, cfg.val_share) == "test" for p in test)
+    assert all(split_of(p.question, cfg.test_share, cfg.val_share) == "val" for p in val)
+    # the test split is what it was before the validation split existed
     assert all(split_of(p.question, cfg.test_share) == "test" for p in test)
 
 
 def test_test_share_is_respected():
     rng = random.Random(0)
     problems = [generate_problem(rng.randint(1, 6), rng, CFG) for _ in range(2000)]
-    share = sum(p.split == "test" for p in problems) / len(problems)
-    assert 0.08 < share < 0.12
+    for split in ("test", "val"):
+        share = sum(p.split == split for p in problems) / len(problems)
+        assert 0.08 < share < 0.12
+    with pytest.raises(ValueError, match="test_share \\+ val_share"):
+        ToyWorldConfig(test_share=0.5, val_share=0.5)
 
 
 def test_templates_vary():

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
 import random
+from collections import defaultdict
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rstar.config import SearchConfig
 from rstar.curate import CurationConfig, select_pairs
 from rstar.format import build_prompt
-from rstar.models import PPMScorer
+from rstar.models import PPM_SCALE, PPMScorer
 from rstar.models.reward import TransformersRewardBackend
 from rstar.search.expansion import partial_text
 from rstar.search.mcts import MCTS, SearchProblem
@@ -20,7 +25,7 @@ from rstar.store import Catalog, write_shard
 from rstar.store.schema import PROBLEM_SCHEMA
 from rstar.train.config import PPMTrainConfig
 from rstar.train.data import held_out_split
-from rstar.train.ppm import _tokenized, pair_accuracy, pair_texts, train_ppm
+from rstar.train.ppm import ScoreLossTrainer, _tokenized, pair_accuracy, pair_texts, train_ppm
 from tests.scripted import ReplayBackend
 from tests.tiny_models import tiny_checkpoint
 
@@ -155,7 +160,9 @@ def test_curated_pairs_are_the_texts_the_scorer_sees(tmp_path, trained, sandbox)
         pairs = select_pairs(catalog, 1, CurationConfig(min_q_margin=0, min_edit_distance=0))
     rows = pairs.to_pylist()
     assert {r["kind"] for r in rows} == {"step", "final"}
-    assert len(rows) == 4  # A vs B; A1 vs A2; the A trajectory vs the B one and the A2 one
+    # A vs B and the A trajectory vs the B one; A2 crashed, which is not a wrong answer, so
+    # it is no negative (curate.negatives: wrong_answer)
+    assert len(rows) == 2
     for row in rows:
         for side in ("chosen", "rejected"):
             node = tree.node(row[f"{side}_node"])
@@ -167,3 +174,32 @@ def test_curated_pairs_are_the_texts_the_scorer_sees(tmp_path, trained, sandbox)
         dataset["chosen_ids"]
         == backend.tokenizer([r["prompt"] + r["chosen"] for r in rows])["input_ids"]
     )
+
+
+def test_the_score_loss_is_bradley_terry_on_the_searchs_score(trained):
+    """loss_on: score puts -log sigmoid(s(chosen) - s(rejected)) on s = tanh(raw * scale),
+    the value the search reads; loss_on: raw is TRL's loss on the head's output."""
+    rows, result = trained[0], trained[2]
+    model = AutoModelForSequenceClassification.from_pretrained(result.out_dir, num_labels=1)
+    tokenizer = AutoTokenizer.from_pretrained(result.out_dir)
+    data = _tokenized(rows[:2], tokenizer, 256)
+    texts = [data[0]["chosen_ids"], data[1]["chosen_ids"], data[0]["rejected_ids"]]
+    texts.append(data[1]["rejected_ids"])
+    width = max(map(len, texts))
+    pad = tokenizer.pad_token_id
+    inputs = {
+        "input_ids": torch.tensor([[pad] * (width - len(t)) + t for t in texts]),
+        "attention_mask": torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in texts]),
+    }
+    model.eval()
+    with torch.no_grad():
+        raw = model(**inputs).logits.squeeze(-1).tolist()
+        holder = SimpleNamespace(_metrics=defaultdict(lambda: defaultdict(list)))
+        loss = ScoreLossTrainer.compute_loss(holder, model, dict(inputs)).item()
+    score = [math.tanh(r * PPM_SCALE) for r in raw]
+    by_hand = sum(math.log1p(math.exp(-(score[i] - score[i + 2]))) for i in (0, 1)) / 2
+    assert loss == pytest.approx(by_hand, rel=1e-5)
+    assert holder._metrics["eval"]["accuracy"] == [
+        ((score[0] > score[2]) + (score[1] > score[3])) / 2
+    ]
+    assert PPMTrainConfig().loss_on == "score"

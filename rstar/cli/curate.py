@@ -24,6 +24,10 @@ def export(
         None, help="pair filter, characters (default: the profile's)"
     ),
     sft_per_problem: int | None = typer.Option(None, help="SFT rows per problem"),
+    negatives: str | None = typer.Option(
+        None,
+        help="what PPM negatives lead to: wrong_answer or any_failure (default: the profile's)",
+    ),
     profile: str = typer.Option("tiny", help="profile name or .yaml path"),
     run_dir: Path | None = typer.Option(None, help="run directory (default: the profile's)"),
 ) -> None:
@@ -42,6 +46,7 @@ def export(
             min_q_margin=min_q_margin,
             min_edit_distance=min_edit_distance,
             sft_per_problem=sft_per_problem,
+            negatives=negatives,
         )
     except ValidationError as exc:
         raise fail(exc) from exc

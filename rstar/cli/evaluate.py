@@ -143,7 +143,7 @@ def _print_summary(report) -> None:
 def benchmarks_command() -> None:
     """List the named benchmarks: rows (every one counts in the denominator), rows with a
     usable gold answer, and where each comes from (docs/evaluation-data.md)."""
-    from rstar.evaluate.benchmarks import PAPER_BENCHMARKS, TOY, load_benchmark
+    from rstar.evaluate.benchmarks import PAPER_BENCHMARKS, TOY, TOY_VAL, load_benchmark
 
     table = Table("name", "rows", "scorable", "what", "license")
     for info in PAPER_BENCHMARKS.values():
@@ -152,4 +152,5 @@ def benchmarks_command() -> None:
             info.name, str(len(bench.problems)), str(bench.scorable), info.title, info.license
         )
     table.add_row(TOY, "by level", "all", "the toy world's held-out test set", "-")
+    table.add_row(TOY_VAL, "by level", "all", "the toy world's validation set", "-")
     console.print(table)

@@ -36,9 +36,10 @@ def _load(
     sources: list[ProblemSource], decontaminate: list[str] | None, off: bool, ngram: int
 ) -> LoadResult:
     """Load ``sources``, leaving out the questions of the chosen benchmarks."""
-    from rstar.evaluate.benchmarks import TOY, benchmark_names, decontaminator
+    from rstar.evaluate.benchmarks import TOY, TOY_VAL, benchmark_names, decontaminator
 
-    chosen = [] if off else decontaminate or [b for b in benchmark_names() if b != TOY]
+    toy = (TOY, TOY_VAL)
+    chosen = [] if off else decontaminate or [b for b in benchmark_names() if b not in toy]
     try:
         return load_problems(sources, decontaminator=decontaminator(chosen, ngram))
     except (SourceError, ValueError) as exc:

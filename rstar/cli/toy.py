@@ -60,18 +60,18 @@ def bootstrap(
 @toy_app.command()
 def evaluate(
     model: Path = typer.Option(Path("runs/toy/base-policy"), help="policy checkpoint folder"),
-    per_level: int = typer.Option(100, help="held-out test problems per level"),
+    per_level: int = typer.Option(100, help="held-out problems per level"),
+    split: str = typer.Option("test", help="test (reported numbers) or val (design choices)"),
     profile: str = typer.Option("tiny", help=PROFILE_HELP),
 ) -> None:
-    """Greedy accuracy per level on the held-out test set (real sandbox and grader)."""
+    """Greedy accuracy per level on the held-out test (or validation) set (real sandbox and
+    grader)."""
     from rstar.toy.evaluate_base import greedy_results
     from rstar.toy.world import problem_pool
 
     world = _toy_config(profile).world
     problems = [
-        p
-        for lv in range(1, world.max_level + 1)
-        for p in problem_pool(lv, per_level, "test", world)
+        p for lv in range(1, world.max_level + 1) for p in problem_pool(lv, per_level, split, world)
     ]
     table = Table("level", "problems", "answered", "correct", "accuracy")
     for row in greedy_results(model, problems):

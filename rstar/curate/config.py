@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from rstar.settings import Settings
@@ -28,6 +30,17 @@ class CurationConfig(Settings):
     )
     final_step_pairs: bool = Field(
         True, description="also make the relaxed full-trajectory pairs for the final-answer step"
+    )
+    negatives: Literal["wrong_answer", "any_failure"] = Field(
+        "wrong_answer",
+        description="what a PPM negative leads to: a wrong final answer only (the paper; "
+        "steps whose trajectories all crashed, hit the depth limit or were cut off are "
+        "neither side), or any trajectory that is not correct",
+    )
+    sft_rounds: Literal["this", "all"] = Field(
+        "this",
+        description="SFT rows of this round's trees only (the paper), or of every round so "
+        "far: per problem the best sft_per_problem trajectories found in any round",
     )
     stages: tuple[str, ...] = Field(
         TRAINING_STAGES, description="stages of the round whose trees are used"

@@ -1,6 +1,7 @@
 """Problem difficulty and coverage per round (docs/method.md §2), from the catalog's
-``problem_summary`` view: easy = every trajectory correct, medium = some, hard = none
-(also a searched problem with no trajectory at all). Training stages only."""
+``problem_summary`` view, over the trajectories that ended in an answer: easy = every
+answer correct, medium = some, hard = none (also a searched problem with no answer at all).
+Training stages only."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from rstar.store.catalog import Catalog
 
 
 def difficulty(catalog: Catalog, round: int) -> pa.Table:
-    """Per problem searched in ``round``: num_trajectories, num_correct, difficulty."""
+    """Per problem searched in ``round``: num_trajectories, num_answered, num_correct,
+    difficulty."""
     return catalog.sql(
-        "SELECT problem_id, num_trajectories, num_correct, difficulty FROM problem_summary "
+        "SELECT problem_id, num_trajectories, num_answered, num_correct, difficulty "
+        "FROM problem_summary "
         "WHERE round = $round ORDER BY problem_id",
         {"round": round},
     )

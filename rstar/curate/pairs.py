@@ -3,9 +3,12 @@
 Definitions (trajectories as in the store: root -> a terminal node a rollout reached):
 
 - A step *leads to a correct answer* when at least one trajectory through it ends
-  correct. It *leads to a wrong answer* when trajectories pass through it and none ends
-  correct (wrong answers, code errors, depth limits, malformed steps; an ungraded answer
-  counts as not correct). Steps no trajectory passes through are neither.
+  correct. It *leads to a wrong answer* when none ends correct and at least one ends in a
+  (wrong) final answer; with ``negatives: any_failure`` also when its trajectories only
+  crashed, hit the depth limit or were cut off (an ungraded answer counts as not
+  correct). Steps no trajectory passes through are neither. The default follows the
+  paper: a negative is a step that leads to a wrong answer, so that the PPM learns which
+  steps go wrong rather than that a crash is bad.
 
 Same-prefix rule (intermediate steps). Group the code and final-code steps by parent
 (siblings share the preceding steps; answer steps are left to the relaxed rule). In each
@@ -17,9 +20,9 @@ the question prompt plus the shared prefix steps; chosen/rejected are the two st
 Relaxed rule (final-answer step). Per problem, pooling the configured stages: the
 ``pairs_top_k`` correct trajectories without code errors with the highest average Q
 (ties: higher min Q, then stage and leaf id) vs the ``pairs_top_k`` incorrect
-trajectories with the lowest average Q (ties: lower min Q, then stage and leaf id); every
-positive x negative is a pair. The prompt is the question prompt; chosen/rejected are the
-full responses.
+trajectories (wrong answers; with ``any_failure`` any terminal) with the lowest average Q
+(ties: lower min Q, then stage and leaf id); every positive x negative is a pair. The
+prompt is the question prompt; chosen/rejected are the full responses.
 
 Filters (the authors' code): a pair is kept when chosen Q - rejected Q >= ``min_q_margin``
 (average Q for full trajectories) and the Levenshtein distance between chosen and rejected
@@ -47,6 +50,7 @@ WITH ranked AS (
     FROM nodes
     WHERE round = $round AND list_contains($stages, stage) AND parent_id >= 0
       AND kind <> 'answer' AND num_trajectories > 0
+      AND (num_correct > 0 OR $any_failure OR num_answered > 0)
 ), picked AS (
     SELECT *,
            count(*) FILTER (WHERE leads_correct) OVER groups AS pos_count,
@@ -67,7 +71,8 @@ ORDER BY p.problem_id, p.stage, p.parent_id, p.rank, m.rank
 
 _FINAL_PAIRS_SQL = """
 WITH traj AS (
-    SELECT stage, problem_id, leaf_id, path, correct, has_code_error, avg_q, min_q
+    SELECT stage, problem_id, leaf_id, path, correct, has_code_error, avg_q, min_q,
+           terminal_reason
     FROM trajectories WHERE round = $round AND list_contains($stages, stage)
 ), pos AS (
     SELECT *, row_number() OVER (PARTITION BY problem_id
@@ -76,7 +81,7 @@ WITH traj AS (
 ), neg AS (
     SELECT *, row_number() OVER (PARTITION BY problem_id
                                  ORDER BY avg_q, min_q, stage, leaf_id) AS rank
-    FROM traj WHERE NOT correct
+    FROM traj WHERE NOT correct AND ($any_failure OR terminal_reason = 'answer')
 ), pos_k AS (
     SELECT *, count(*) OVER (PARTITION BY problem_id) AS pos_count FROM pos WHERE rank <= $k
 ), neg_k AS (
@@ -190,6 +195,7 @@ def select_pairs(catalog: Catalog, round: int, config: CurationConfig | None = N
         "stages": list(config.stages),
         "k": config.pairs_top_k,
         "margin": config.min_q_margin,
+        "any_failure": config.negatives == "any_failure",
     }
     selected = {STEP: catalog.sql(_STEP_PAIRS_SQL, params)}
     if config.final_step_pairs:

@@ -42,6 +42,7 @@ from rstar.toy.world import problem_pool
 log = logging.getLogger(__name__)
 
 TOY = "toy"
+TOY_VAL = "toy-val"  # the toy world's validation split: design choices, the promotion gate
 
 
 @dataclass(frozen=True)
@@ -178,19 +179,22 @@ class Benchmark:
 
 def benchmark_names() -> list[str]:
     """The named benchmarks: ``toy`` and the paper's."""
-    return [TOY, *PAPER_BENCHMARKS]
+    return [TOY, TOY_VAL, *PAPER_BENCHMARKS]
 
 
-def toy_benchmark(world: ToyWorldConfig | None = None, per_level: int | None = None) -> Benchmark:
-    """The held-out toy-world test set: ``per_level`` problems of every level."""
+def toy_benchmark(
+    world: ToyWorldConfig | None = None, per_level: int | None = None, split: str = "test"
+) -> Benchmark:
+    """The held-out toy-world test set (``toy``), or its validation set (``split="val"``,
+    ``toy-val``): ``per_level`` problems of every level."""
     world = world or ToyWorldConfig()
     count = per_level or world.test_per_level
     problems = [
         EvalProblem(p.id, p.question, p.answer, p.level)
         for level in range(1, world.max_level + 1)
-        for p in problem_pool(level, count, "test", world)
+        for p in problem_pool(level, count, split, world)
     ]
-    return Benchmark(TOY, tuple(problems))
+    return Benchmark(TOY if split == "test" else TOY_VAL, tuple(problems))
 
 
 class _Rows:
@@ -286,8 +290,8 @@ def load_benchmark(
     format: str | ProblemFormat | None = None,
 ) -> Benchmark:
     """``toy``, a name in :data:`PAPER_BENCHMARKS`, or the path of a benchmark file."""
-    if str(spec) == TOY:
-        return toy_benchmark(world, toy_per_level)
+    if str(spec) in (TOY, TOY_VAL):
+        return toy_benchmark(world, toy_per_level, "test" if str(spec) == TOY else "val")
     info = PAPER_BENCHMARKS.get(str(spec))
     if info is not None:
         with shipped_file(info.name) as path:
@@ -302,9 +306,9 @@ def load_benchmark(
 
 
 def decontaminator(specs: Iterable[str | Path], n: int = 13) -> Decontaminator | None:
-    """A ``Decontaminator`` over the questions of the benchmarks ``specs`` (``toy`` is
-    skipped: its test split is held out by construction); None when none is left."""
-    chosen = [load_benchmark(spec) for spec in specs if str(spec) != TOY]
+    """A ``Decontaminator`` over the questions of the benchmarks ``specs`` (``toy`` and
+    ``toy-val`` are skipped: held out by construction); None when none is left."""
+    chosen = [load_benchmark(spec) for spec in specs if str(spec) not in (TOY, TOY_VAL)]
     if not chosen:
         return None
     questions = {b.name: [p.question for p in b.problems if p.question] for b in chosen}

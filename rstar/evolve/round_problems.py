@@ -27,11 +27,12 @@ from rstar.toy.world import problem_pool
 
 
 def toy_problems(toy: ToyConfig, config: ProblemsConfig) -> pa.Table:
-    """``toy_per_level`` train problems of each level, after those the bootstrap trained on."""
+    """The configured number of train problems of each level, after those the bootstrap
+    trained on."""
     rows = []
-    for level in config.toy_levels:
+    for level, count in config.level_counts().items():
         seen = toy.bootstrap.problems_per_level.get(level, 0)
-        for p in problem_pool(level, seen + config.toy_per_level, "train", toy.world)[seen:]:
+        for p in problem_pool(level, seen + count, "train", toy.world)[seen:]:
             rows.append(
                 {
                     "problem_id": p.id,

@@ -59,7 +59,10 @@ FROM nodes WHERE terminal AND visits > 0
 _STAGE_LIST = ", ".join(f"'{stage}'" for stage in TRAINING_STAGES)
 
 # Per (round, problem): its trees and trajectories over the training stages (search and
-# extra rollouts; evaluation trees are left out), and its difficulty (docs/method.md §2).
+# extra rollouts; evaluation trees are left out), and its difficulty (docs/method.md §2),
+# counted over the trajectories that ended in an answer: a crash or a depth limit says
+# nothing about how hard the problem is (easy: every answer correct, medium: some, hard:
+# none).
 _PROBLEM_SUMMARY = f"""
 CREATE OR REPLACE VIEW problem_summary AS
 WITH trees AS (
@@ -69,6 +72,7 @@ WITH trees AS (
     SELECT round, problem_id,
            count(*) AS num_trajectories,
            count(*) FILTER (WHERE correct) AS num_correct,
+           count(*) FILTER (WHERE terminal_reason = 'answer') AS num_answered,
            count(*) FILTER (WHERE has_code_error) AS num_code_error,
            max(avg_q) FILTER (WHERE correct) AS best_correct_avg_q
     FROM trajectories WHERE stage IN ({_STAGE_LIST}) GROUP BY round, problem_id
@@ -76,10 +80,11 @@ WITH trees AS (
 SELECT trees.round, trees.problem_id, num_nodes, max_depth,
        coalesce(num_trajectories, 0) AS num_trajectories,
        coalesce(num_correct, 0) AS num_correct,
+       coalesce(num_answered, 0) AS num_answered,
        coalesce(num_code_error, 0) AS num_code_error,
        best_correct_avg_q,
        CASE WHEN coalesce(num_correct, 0) = 0 THEN 'hard'
-            WHEN num_correct = num_trajectories THEN 'easy'
+            WHEN num_correct = num_answered THEN 'easy'
             ELSE 'medium' END AS difficulty
 FROM trees LEFT JOIN paths USING (round, problem_id)
 """
@@ -206,7 +211,10 @@ class Catalog:
         for table, schema in _SHARD_VIEWS.items():
             if self.layout.has_files(table):
                 glob = self.layout.glob(table).replace("'", "''")
-                source = f"SELECT * FROM read_parquet('{glob}', hive_partitioning = false)"
+                source = (
+                    f"SELECT * FROM read_parquet('{glob}', hive_partitioning = false, "
+                    "union_by_name = true)"
+                )  # by name: shards written before a derived column existed read it as null
             else:
                 nulls = ", ".join(
                     f'CAST(NULL AS {kind}) AS "{col}"'

@@ -56,6 +56,7 @@ DERIVED_NODE_FIELDS = [
     pa.field("path_code_error", pa.bool_()),  # some node on the path has exec_ok = false
     pa.field("num_trajectories", pa.int32()),  # trajectories through this node (itself incl.)
     pa.field("num_correct", pa.int32()),  # ... of which end in a correct answer
+    pa.field("num_answered", pa.int32()),  # ... of which end in an answer (right or wrong)
 ]
 
 STORED_NODE_SCHEMA = pa.schema([*PARTITION_FIELDS, *NODE_SCHEMA, *DERIVED_NODE_FIELDS])

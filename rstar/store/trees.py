@@ -115,8 +115,9 @@ def derive(nodes: pa.Table, parents: np.ndarray) -> pa.Table:
 
     Top-down, one depth level at a time: a node's path and path statistics extend its
     parent's. Bottom-up: trajectory counts flow from terminal nodes to their ancestors.
-    A trajectory ends at a terminal node a rollout reached (visits >= 1); it is correct
-    when that node is a graded-correct answer.
+    A trajectory ends at a terminal node a rollout reached (visits >= 1); it is answered
+    when that node is an answer (not a code error, a depth limit or a truncated step), and
+    correct when that answer is graded correct.
     """
     n = len(nodes)
     node_id = nodes["node_id"].to_numpy()
@@ -127,6 +128,7 @@ def derive(nodes: pa.Table, parents: np.ndarray) -> pa.Table:
     answered = pc.fill_null(pc.equal(nodes["terminal_reason"], "answer"), False)
     right = pc.fill_null(pc.and_(answered, nodes["correct"]), False)
     wins = reached & right.to_numpy(zero_copy_only=False)
+    ends = reached & answered.to_numpy(zero_copy_only=False)
 
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(depth + 1, out=offsets[1:])
@@ -143,12 +145,14 @@ def derive(nodes: pa.Table, parents: np.ndarray) -> pa.Table:
         sum_q[rows] = sum_q[up] + q[rows]
         min_q[rows] = np.minimum(min_q[up], q[rows])
         code_error[rows] |= code_error[up]
-    through = reached.astype(np.int64)
-    correct = wins.astype(np.int64)
+    counts = {
+        name: mask.astype(np.int64)
+        for name, mask in (("through", reached), ("correct", wins), ("answered", ends))
+    }
     for rows in reversed(levels[1:]):
         up = parents[rows]
-        through += np.bincount(up, weights=through[rows], minlength=n).astype(np.int64)
-        correct += np.bincount(up, weights=correct[rows], minlength=n).astype(np.int64)
+        for count in counts.values():
+            count += np.bincount(up, weights=count[rows], minlength=n).astype(np.int64)
 
     steps = depth > 0
     avg = np.divide(sum_q, depth, out=np.zeros(n), where=steps)
@@ -157,7 +161,6 @@ def derive(nodes: pa.Table, parents: np.ndarray) -> pa.Table:
         pa.array(avg, mask=~steps),
         pa.array(min_q, mask=~steps),
         pa.array(code_error),
-        pa.array(through, pa.int32()),
-        pa.array(correct, pa.int32()),
+        *(pa.array(counts[name], pa.int32()) for name in ("through", "correct", "answered")),
     ]
     return pa.Table.from_arrays(columns, schema=pa.schema(DERIVED_NODE_FIELDS))

@@ -11,8 +11,10 @@ class ToyWorldConfig(Settings):
     """How problems are drawn. Defaults give 6 levels with distractors from level 3.
 
     A problem of level L needs exactly L arithmetic steps. Whether a problem belongs to the
-    held-out test set is decided by the hash of its text (``test_share`` of all texts), so a
-    test problem can never appear in any train pool, whatever the seed.
+    held-out test set, the validation set or the train pool is decided by the hash of its
+    text (``test_share``, then ``val_share`` of all texts), so a test or validation problem
+    can never appear in any train pool, whatever the seed. Design choices are made on
+    validation; the test set only gives the reported numbers.
     """
 
     seed: int = Field(0, description="seed of the train pool and test set")
@@ -21,6 +23,9 @@ class ToyWorldConfig(Settings):
     test_per_level: int = Field(100, ge=0, description="held-out test problems per level")
     test_share: float = Field(
         0.1, gt=0.0, lt=1.0, description="share of all question texts that are test-only"
+    )
+    val_share: float = Field(
+        0.1, ge=0.0, lt=1.0, description="share of all question texts held out for validation"
     )
     distractor_from_level: int = Field(
         3, ge=1, description="first level whose problems contain irrelevant facts"
@@ -35,6 +40,11 @@ class ToyWorldConfig(Settings):
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> ToyWorldConfig:
+        if self.test_share + self.val_share >= 1.0:
+            raise ValueError(
+                f"test_share + val_share must leave a train pool (< 1), got "
+                f"{self.test_share} + {self.val_share}"
+            )
         for name in ("start_range", "pair_range", "add_range", "mul_range", "div_range"):
             low, high = getattr(self, name)
             if not 1 <= low <= high:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rstar.grading import is_correct
-from rstar.models import TransformersBackend
+from rstar.models.config import ModelConfig
+from rstar.models.factory import generation_backend
 from rstar.sandbox import Sandbox
 from rstar.search import Expander, SearchProblem
 from rstar.search.config import SearchConfig
@@ -45,14 +46,17 @@ def greedy_results(
     batch_size: int = 64,
     max_new_tokens: int = 128,
     max_depth: int = 16,
+    backend: str = "transformers",
     progress: bool = True,
 ) -> list[LevelResult]:
     """Greedy-decode every problem once and grade it; one :class:`LevelResult` per level.
 
     ``max_new_tokens`` bounds one step; ``max_depth`` the number of steps (a solution
-    longer than that counts as wrong).
+    longer than that counts as wrong). ``backend`` is a generation backend's name
+    (``rstar.models.BACKENDS``).
     """
-    policy = TransformersBackend(model_dir, batch_size=batch_size, progress=progress)
+    entry = ModelConfig(path=str(model_dir), backend=backend, batch_size=batch_size)
+    policy = generation_backend(entry)
     config = SearchConfig(
         temperature=0.0, candidates=1, max_new_tokens=max_new_tokens, max_depth=max_depth
     )

@@ -33,7 +33,7 @@ from rstar.toy.templates import (
     Scenario,
 )
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,13 @@ def problem_id(question: str) -> str:
     return "toy-" + _digest(question)[:16]
 
 
-def split_of(question: str, test_share: float) -> str:
-    """``"test"`` for a fixed ``test_share`` of all question texts (by hash), else ``"train"``."""
+def split_of(question: str, test_share: float, val_share: float = 0.0) -> str:
+    """``"test"`` for a fixed ``test_share`` of all question texts (by hash), ``"val"`` for
+    the next ``val_share``, else ``"train"``: a text's split never depends on the seed."""
     bucket = int(_digest(question)[16:24], 16) / 0x1_0000_0000
-    return "test" if bucket < test_share else "train"
+    if bucket < test_share:
+        return "test"
+    return "val" if bucket < test_share + val_share else "train"
 
 
 def _var(text: str) -> str:
@@ -226,7 +229,7 @@ def generate_problem(level: int, rng: random.Random, cfg: ToyWorldConfig) -> Toy
         scenario=scenario.key,
         template="/".join(keys),
         distractors=distractors,
-        split=split_of(question, cfg.test_share),
+        split=split_of(question, cfg.test_share, cfg.val_share),
     )
 
 

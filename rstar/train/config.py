@@ -77,6 +77,11 @@ class PPMTrainConfig(BaseTrainConfig):
         lt=1.0,
         description="share of problems whose pairs are held out to measure pair accuracy",
     )
+    loss_on: Literal["score", "raw"] = Field(
+        "score",
+        description="Bradley-Terry loss on the score the search reads, tanh(raw * scale) in "
+        "[-1, 1] (the paper), or on the head's raw output (TRL's RewardTrainer)",
+    )
 
 
 class TrainConfig(Settings):

@@ -9,8 +9,10 @@ exactly the text the scorer sees at search time. Training therefore tokenises
 adds nothing after it: TRL's ``RewardTrainer`` would append an end-of-text token to
 untokenised rows, and the head would then learn to read a token the scorer never gives it.
 
-The loss is TRL's: ``-log sigmoid(r(chosen) - r(rejected))`` on the raw head outputs; the
-scorer applies ``tanh(raw * scale)``, a monotone map, so rankings carry over. Pairs of a
+The loss is the paper's Bradley-Terry loss ``-log sigmoid(r(chosen) - r(rejected))`` on the
+score the search reads, ``r = tanh(raw * scale)`` in [-1, 1] (``loss_on: score``, the
+default); ``loss_on: raw`` is TRL's loss on the raw head outputs (a margin there can grow
+without bound, while the scores the search compares saturate). Pairs of a
 held-out share of the problems are not trained on; their pair accuracy is measured on the
 saved checkpoint through the scorer's own backend.
 """
@@ -32,6 +34,7 @@ from trl import RewardConfig, RewardTrainer
 
 from rstar.curate.export import PAIR_TRAINING_COLUMNS
 from rstar.models.loading import checkpoint_dir, cut_left
+from rstar.models.ppm import PPM_SCALE
 from rstar.models.reward import TransformersRewardBackend
 from rstar.tracking import PPM_MODEL, Tracking
 from rstar.train.config import PPMTrainConfig
@@ -44,6 +47,22 @@ from rstar.train.run import (
     trainer_arguments,
 )
 from rstar.train.tokens import add_format_tokens
+
+
+class ScoreLossTrainer(RewardTrainer):
+    """TRL's reward trainer with the loss on the scorer's output, tanh(raw * PPM_SCALE)."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs["use_cache"] = False
+        outputs = model(**inputs)
+        scores = torch.tanh(outputs.logits.squeeze(-1) * PPM_SCALE)
+        chosen, rejected = torch.chunk(scores, chunks=2)
+        loss = -torch.nn.functional.logsigmoid(chosen - rejected).mean()
+        mode = "train" if model.training else "eval"
+        with torch.no_grad():
+            self._metrics[mode]["accuracy"].append((chosen > rejected).float().mean().item())
+            self._metrics[mode]["margin"].append((chosen - rejected).mean().item())
+        return (loss, outputs) if return_outputs else loss
 
 
 def pair_texts(row: dict[str, str]) -> tuple[str, str]:
@@ -110,7 +129,8 @@ def train_ppm(
         )  # the new value head is initialised at random (seeded)
         added = add_format_tokens(tokenizer, model)
         model.config.pad_token_id = tokenizer.pad_token_id
-        trainer = RewardTrainer(
+        trainer_class = ScoreLossTrainer if config.loss_on == "score" else RewardTrainer
+        trainer = trainer_class(
             model=model,
             args=RewardConfig(**trainer_arguments(config, work_dir, progress), max_length=None),
             train_dataset=_tokenized(train_rows, tokenizer, config.max_length),
