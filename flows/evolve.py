@@ -5,7 +5,8 @@ rounds in order.
       -> [base policy greedy, round 1] -> problems -> MCTS shards (mapped)
       -> difficulty buckets -> extra rollouts on unsolved problems (mapped)
       -> SFT rows -> PPM pairs -> train policy -> train PPM
-      -> benchmark (greedy, MCTS + PPM) -> register models -> finish the round
+      -> benchmark (greedy, MCTS + PPM) -> register models (round-N; champion if the
+      validation accuracy is not below the champion's) -> finish the round
 
 Deployed as ``evolve/round-1`` ... ``evolve/round-4`` (prefect.yaml). A failed flow run
 retried from the UI or with ``prefect flow-run retry ID`` reuses every completed task.
@@ -69,19 +70,23 @@ def evolve(
         t.evaluate_base(spec, base, run_id)
     prepared = t.prepare_round(spec, round, models)
 
-    def shard_task(stage: str) -> Callable[[int], PrefectFuture]:
-        return lambda shard: t.search_shard.submit(spec, round, stage, shard, models, run_id)
+    def shard_task(stage: str, extra: int = 1) -> Callable[[int], PrefectFuture]:
+        return lambda shard: t.search_shard.submit(spec, round, stage, shard, models, run_id, extra)
 
     in_waves(shard_task(SEARCH), range(prepared["shards"]), concurrency)
-    buckets = t.bucket(spec, round)
-    in_waves(shard_task(EXTRA_ROLLOUTS), range(buckets["extra_shards"]), concurrency)
+    for extra in range(1, prof.evolve.round(round).extra_passes + 1):
+        buckets = t.bucket(spec, round, extra)
+        first = buckets["first_shard"]
+        shards = range(first, first + buckets["extra_shards"])
+        in_waves(shard_task(EXTRA_ROLLOUTS, extra), shards, concurrency)
     sft = t.build_sft(spec, round)
     pairs = t.build_pairs(spec, round)
     new_policy = t.train_policy(spec, round, models, sft["path"], run_id)
+    t.heldout_pairs(spec, models.base)
     new_ppm = t.train_ppm(spec, round, new_policy["path"], pairs["path"], run_id)
     greedy = t.benchmark(spec, round, GREEDY_EVAL, new_policy["path"], new_ppm["path"], run_id)
     searched = t.benchmark(spec, round, SEARCH_EVAL, new_policy["path"], new_ppm["path"], run_id)
-    t.register_models(spec, round, new_policy["path"], new_ppm["path"], run_id)
+    registered = t.register_models(spec, round, new_policy["path"], new_ppm["path"], greedy, run_id)
     results = {
         "sft": sft,
         "pairs": pairs,
@@ -89,6 +94,7 @@ def evolve(
         "ppm": new_ppm,
         "greedy": greedy,
         "search": searched,
+        "registered": registered,
     }
     return t.finish_round(spec, round, run_id, results)
 

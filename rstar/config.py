@@ -81,12 +81,26 @@ class RoundConfig(Settings):
         description="the extra search on the problems left unsolved: settings laid over this "
         "round's search (e.g. rollouts); null: no extra search",
     )
+    escalate: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="further searches after the extra one, in order, each on the problems "
+        "still unsolved after every search before it (the paper's round 4: 64, then 128 "
+        "rollouts); settings laid over this round's search; each searches with new seeds",
+    )
 
     @model_validator(mode="after")
     def _known_settings(self) -> RoundConfig:
         _search_overrides(self.search)
-        _search_overrides(self.extra or {})
+        for overrides in (self.extra or {}, *self.escalate):
+            _search_overrides(overrides)
+        if self.escalate and self.extra is None:
+            raise ValueError("escalate follows the extra search: set extra too")
         return self
+
+    @property
+    def extra_passes(self) -> int:
+        """How many searches of unsolved problems follow the round's search."""
+        return (self.extra is not None) + len(self.escalate)
 
 
 def _paper_rounds() -> dict[int, RoundConfig]:
@@ -161,6 +175,25 @@ class EvolveConfig(Settings):
     )
     shard_size: int = Field(64, gt=0, description="problems per MCTS shard (one task each)")
     concurrency: int = Field(2, gt=0, description="shards run at once (Prefect task runner)")
+    promote_on: str | None = Field(
+        None,
+        description="the benchmark (one of eval.benchmarks; a validation set, toy-val for the "
+        "toy world) whose greedy accuracy gates the registry alias `champion`: it moves to "
+        "round N's models only when they score at least the champion's; default: the first "
+        "of eval.benchmarks",
+    )
+    heldout_pairs: int = Field(
+        0,
+        ge=0,
+        description="toy validation problems per level that the base policy searches once "
+        "for a fixed set of PPM pairs (wrong-answer negatives) every round's PPM is measured "
+        "on (ppm/heldout_pair_accuracy); 0: none",
+    )
+    search_with: Literal["round", "champion"] = Field(
+        "round",
+        description="which models round N+1 searches with: round N's (`round`, the paper's) "
+        "or the `champion` alias's",
+    )
 
     @model_validator(mode="after")
     def _four_rounds(self) -> EvolveConfig:
@@ -222,13 +255,27 @@ class Profile(Settings):
     )
 
     @model_validator(mode="after")
+    def _promotion_benchmark_evaluated(self) -> Profile:
+        name = self.evolve.promote_on
+        if name is not None and name not in self.eval.benchmarks:
+            raise ValueError(
+                f"evolve.promote_on is {name!r}, which eval.benchmarks "
+                f"{list(self.eval.benchmarks)} does not evaluate: add it there"
+            )
+        return self
+
+    def promotion_benchmark(self) -> str:
+        """The benchmark whose greedy accuracy gates the ``champion`` alias."""
+        return self.evolve.promote_on or str(self.eval.benchmarks[0])
+
+    @model_validator(mode="after")
     def _round_searches_valid(self) -> Profile:
         for number, settings in self.evolve.rounds.items():
-            for extra in (False, True) if settings.extra is not None else (False,):
+            for extra in range(settings.extra_passes + 1):
                 try:
                     self.round_search(number, extra=extra)
                 except ValidationError as exc:
-                    place = "extra" if extra else "search"
+                    place = ("search", "extra")[extra] if extra < 2 else f"escalate.{extra - 2}"
                     raise ValueError(f"evolve.rounds.{number}.{place}: {_errors(exc)}") from None
         return self
 
@@ -238,13 +285,17 @@ class Profile(Settings):
         template = self.ppm or ModelConfig(path=str(path), device=self.policy.device)
         return template.at(path)
 
-    def round_search(self, round: int, *, extra: bool = False) -> SearchConfig:
+    def round_search(self, round: int, *, extra: int = 0) -> SearchConfig:
         """The search of ``round``: the profile's, the round's overrides laid over it, and
-        for its ``extra`` search the extra overrides over those."""
+        for its searches of unsolved problems (``extra`` 1: the extra search, 2, 3...: the
+        stages of ``escalate``) their overrides over those."""
         settings = self.evolve.round(round)
-        if extra and settings.extra is None:
-            raise ValueError(f"round {round} has no extra search configured")
-        overrides = {**settings.search, **((settings.extra or {}) if extra else {})}
+        if extra > settings.extra_passes:
+            raise ValueError(
+                f"round {round} has {settings.extra_passes} extra searches, not {int(extra)}"
+            )
+        passes = [{}, settings.extra or {}, *settings.escalate]
+        overrides = {**settings.search, **passes[extra]}
         return SearchConfig.model_validate({**self.search.model_dump(), **overrides})
 
     def decontamination_benchmarks(self) -> tuple[str, ...]:
@@ -340,10 +391,15 @@ def _profile_file(name_or_path: str | Path) -> Path:
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``override`` laid over it, mappings merged key by key."""
+    """``base`` with ``override`` laid over it, mappings merged key by key, except counts
+    (numbers by number, e.g. problems per level), which a new one replaces whole: a quick
+    size's ``{1: 6, 2: 6}`` means those levels only."""
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        is_counts = isinstance(value, dict) and all(
+            isinstance(k, int) and isinstance(v, int | float) for k, v in value.items()
+        )
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and not is_counts:
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = value

@@ -265,6 +265,43 @@ def register_checkpoint(
     return version
 
 
+CHAMPION = "champion"
+_GATE_SCORE = "gate_score"  # model version tag: the validation accuracy the gate compared
+
+
+def champion_score(tracking: Tracking, model_name: str) -> float | None:
+    """The gate score of ``model_name``'s ``champion`` version; None without a champion."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    activate(tracking)
+    try:
+        version = MlflowClient().get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None
+    return float(version.tags[_GATE_SCORE])
+
+
+def promote(tracking: Tracking, versions: dict[str, str], score: float, gate: str) -> bool:
+    """The promotion gate: tag each model version of ``versions`` (model name -> version)
+    with its validation ``score`` (the metric ``gate``), and move the models' ``champion``
+    alias to them when ``score`` is not below the champion's (the first model's champion
+    speaks for all: they move together). Returns whether they were promoted."""
+    from mlflow import MlflowClient
+
+    activate(tracking)
+    client = MlflowClient()
+    for name, version in versions.items():
+        client.set_model_version_tag(name, version, _GATE_SCORE, str(score))
+        client.set_model_version_tag(name, version, "gate_metric", gate)
+    current = champion_score(tracking, next(iter(versions)))
+    if current is not None and score < current:
+        return False
+    for name, version in versions.items():
+        client.set_registered_model_alias(name, CHAMPION, version)
+    return True
+
+
 def checkpoint_path(tracking: Tracking, model_name: str, alias: str) -> Path:
     """The directory of the version of ``model_name`` with ``alias`` (e.g. ``round-2``).
 

@@ -71,17 +71,25 @@ def prepare_round(spec: RunSpec, round: int, models: RoundModels) -> dict[str, i
 
 @persisted(task_run_name="{stage}-round-{round}-shard-{shard}")
 def search_shard(
-    spec: RunSpec, round: int, stage: str, shard: int, models: RoundModels, run_id: str
+    spec: RunSpec,
+    round: int,
+    stage: str,
+    shard: int,
+    models: RoundModels,
+    run_id: str,
+    extra: int = 1,
 ) -> dict[str, Any]:
     """MCTS over one shard: ``stage`` "search" (all problems) or "extra_rollouts" (those
-    left unsolved)."""
+    left unsolved; ``extra``: which search of them)."""
     _fail_once(spec, round, stage, shard)
-    return stages.search_shard(spec.load(), round, stage, shard, models, parent_run_id=run_id)
+    return stages.search_shard(
+        spec.load(), round, stage, shard, models, extra=extra, parent_run_id=run_id
+    )
 
 
-@persisted(task_run_name="bucket-difficulty-round-{round}")
-def bucket(spec: RunSpec, round: int) -> dict[str, int]:
-    return stages.bucket(spec.load(), round)
+@persisted(task_run_name="bucket-difficulty-round-{round}-for-extra-search-{extra}")
+def bucket(spec: RunSpec, round: int, extra: int = 1) -> dict[str, int]:
+    return stages.bucket(spec.load(), round, extra)
 
 
 @persisted(task_run_name="build-sft-round-{round}")
@@ -101,6 +109,11 @@ def train_policy(
     return stages.train_round_policy(spec.load(), round, models, sft_path, parent_run_id=run_id)
 
 
+@persisted(task_run_name="heldout-pairs")
+def heldout_pairs(spec: RunSpec, base_path: str) -> dict[str, Any]:
+    return stages.heldout_pairs(spec.load(), base_path)
+
+
 @persisted(task_run_name="train-ppm-round-{round}")
 def train_ppm(
     spec: RunSpec, round: int, policy_path: str, pairs_path: str, run_id: str
@@ -118,9 +131,14 @@ def benchmark(
 
 @persisted(task_run_name="register-models-round-{round}")
 def register_models(
-    spec: RunSpec, round: int, policy_path: str, ppm_path: str, run_id: str
-) -> dict[str, str]:
-    return stages.register_models(spec.load(), round, policy_path, ppm_path, run_id)
+    spec: RunSpec,
+    round: int,
+    policy_path: str,
+    ppm_path: str,
+    greedy: dict[str, float],
+    run_id: str,
+) -> dict[str, Any]:
+    return stages.register_models(spec.load(), round, policy_path, ppm_path, greedy, run_id)
 
 
 @persisted(task_run_name="finish-round-{round}")

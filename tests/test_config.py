@@ -72,7 +72,8 @@ def test_cli_profile_commands() -> None:
     assert "backend: ctranslate2" in shown.output
     resolved = yaml.safe_load(shown.output.split("# the search of each round, resolved")[1])
     assert resolved["round 1"]["search"]["error_threshold"] == 2
-    assert resolved["round 4"]["extra"]["rollouts"] == 16
+    assert resolved["round 4"]["extra"]["rollouts"] == 8
+    assert [stage["rollouts"] for stage in resolved["round 4"]["escalate"]] == [16]
     assert resolved["round 2"]["search"]["candidates"] == 4  # the profile's search: section
     missing = runner.invoke(app, ["profile", "nope"])
     assert missing.exit_code == 2

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rstar.cli import app
+from rstar.config import load_profile
 from rstar.curate import (
     FINAL,
     PAIR_TRAINING_COLUMNS,
@@ -19,6 +20,7 @@ from rstar.curate import (
     STEP,
     CurationConfig,
     coverage,
+    data_funnel,
     difficulty,
     export_round,
     hard_problems,
@@ -26,6 +28,7 @@ from rstar.curate import (
     select_sft,
     to_dataset,
 )
+from rstar.evolve.stages import NoTrainingDataError, build_pairs, build_sft
 from rstar.format import (
     Trajectory,
     build_prompt,
@@ -34,7 +37,7 @@ from rstar.format import (
     render_response,
     render_trajectory,
 )
-from rstar.store import Catalog, StoreLayout, write_shard
+from rstar.store import PROBLEM_SCHEMA, Catalog, RunLayout, StoreLayout, write_shard
 from tests.store_trees import tree_table
 
 # The ranking rules below are checked with every failure as a negative (``ANY``); what the
@@ -423,3 +426,35 @@ def test_the_export_command_refuses_a_round_without_trees(catalog, tmp_path):
     assert run.exit_code == 2
     assert "round 2 has no search trees" in run.output
     assert not StoreLayout.for_run(tmp_path).dataset_path(2, "sft").exists()
+
+
+def test_the_data_funnel_counts_problems_at_each_condition(catalog):
+    # p1: wrong answers beside correct ones; p2: all correct; p3: its one trajectory hit the
+    # depth limit; p4: no trajectory
+    counts = [4, 3, 2, 2]
+    assert list(data_funnel(catalog, 1, "wrong_answer").values()) == [*counts, 1]
+    add_extra_rollouts(catalog)  # p3 gains a correct answer beside its depth-limit one
+    assert list(data_funnel(catalog, 1, "wrong_answer").values()) == [4, 3, 3, 3, 1]
+    assert list(data_funnel(catalog, 1, "any_failure").values()) == [4, 3, 3, 3, 2]
+
+
+def test_a_round_without_pairs_stops_before_training_with_the_counts(tmp_path):
+    prof = load_profile("tiny", str(tmp_path))
+    store = RunLayout(prof.run_dir).store
+    write_shard(store, tree_table("p2", P2), round=1, stage="search", shard=0)
+    with Catalog(store) as cat:
+        cat.add_problems(
+            pa.Table.from_pylist(
+                [{"problem_id": "p2", "question": Q2, "answer": "4", "split": "train"}],
+                schema=PROBLEM_SCHEMA,
+            )
+        )
+    assert build_sft(prof, 1)["rows"] == 2  # p2's two best correct trajectories ...
+    message = (  # ... but with every trajectory correct there is no negative
+        r"round 1 produced no ppm_pairs rows, so nothing is trained or registered\. .*"
+        r"searched 1, with a trajectory 1, with an answer 1, with a correct answer 1, "
+        r"with a correct and a negative 0 \(curate.negatives: wrong_answer\)"
+    )
+    with pytest.raises(NoTrainingDataError, match=message):
+        build_pairs(prof, 1)
+    assert not store.dataset_path(1, "ppm_pairs").exists()

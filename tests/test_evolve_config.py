@@ -35,7 +35,11 @@ def test_a_round_lays_its_search_over_the_profiles(tmp_path):
         1: {"search": {"rollouts": 3}, "extra": {"rollouts": 5, "temperature": 0.5}},
         2: {"extra": None},
         3: {"values": "ppm"},
-        4: {"values": "ppm", "search": {"candidates": 2}},
+        4: {
+            "values": "ppm",
+            "search": {"candidates": 2},
+            "escalate": [{"rollouts": 64}, {"rollouts": 128, "temperature": 1.0}],
+        },
     }
     search = {"rollouts": 7, "candidates": 6, "temperature": 0.9}
     prof = load_profile(_profile(tmp_path, search=search, evolve={"rounds": rounds}))
@@ -43,8 +47,22 @@ def test_a_round_lays_its_search_over_the_profiles(tmp_path):
     assert (one.rollouts, one.candidates, one.temperature) == (3, 6, 0.9)
     assert (extra.rollouts, extra.candidates, extra.temperature) == (5, 6, 0.5)
     assert prof.round_search(3).rollouts == 7 and prof.round_search(4).candidates == 2
-    with pytest.raises(ValueError, match="round 2 has no extra search"):
+    with pytest.raises(ValueError, match="round 2 has 0 extra searches, not 1"):
         prof.round_search(2, extra=True)
+    # round 4: the default extra search (16 rollouts), then the two escalation stages
+    escalation = [prof.round_search(4, extra=n) for n in (1, 2, 3)]
+    assert [(s.rollouts, s.candidates, s.temperature) for s in escalation] == [
+        (16, 2, 0.9),
+        (64, 2, 0.9),
+        (128, 2, 1.0),
+    ]
+    assert [prof.evolve.round(n).extra_passes for n in (1, 2, 3, 4)] == [1, 0, 1, 3]
+    no_extra = {**rounds, 4: {"extra": None, "escalate": [{"rollouts": 64}]}}
+    with pytest.raises(ProfileError, match="escalate follows the extra search"):
+        load_profile(_profile(tmp_path / "no-extra", evolve={"rounds": no_extra}))
+    bad_stage = {**rounds, 4: {"escalate": [{"rollouts": 0}]}}
+    with pytest.raises(ProfileError, match=r"evolve.rounds.4.escalate.0: rollouts"):
+        load_profile(_profile(tmp_path / "bad-stage", evolve={"rounds": bad_stage}))
     bad = {**rounds, 2: {"search": {"rolouts": 4}}}
     with pytest.raises(ProfileError, match=r"\['rolouts'\] are not search settings"):
         load_profile(_profile(tmp_path / "x", evolve={"rounds": bad}))
@@ -110,11 +128,17 @@ def test_round_one_cannot_search_with_a_ppm_and_all_four_rounds_are_needed():
 
 def test_quick_lays_the_quick_mapping_over_the_profile(tmp_path):
     full, quick = load_profile("tiny"), load_profile("tiny", quick=True)
-    assert full.evolve.problems.toy_per_level == 12 and quick.evolve.problems.toy_per_level == 6
+    assert full.evolve.problems.level_counts() == {1: 50, 2: 150, 3: 300, 4: 300, 5: 200}
+    # counts per level are replaced whole, not merged level by level
+    assert quick.evolve.problems.level_counts() == {1: 6, 2: 6}
+    assert quick.toy.bootstrap.problems_per_level == {1: 3000}
     # merged key by key: what quick does not name stays as the full profile has it
     assert quick.evolve.concurrency == full.evolve.concurrency
     assert quick.train.policy.learning_rate == full.train.policy.learning_rate
-    assert quick.train.policy.epochs == 2 and full.train.policy.epochs == 6
+    assert quick.train.policy.epochs == 2 and full.train.policy.epochs == 3
+    assert quick.eval.benchmarks == full.eval.benchmarks and quick.eval.toy_per_level == 4
+    assert quick.evolve.round(4).extra == {"rollouts": 8}
+    assert quick.evolve.round(4).escalate == full.evolve.round(4).escalate
     assert str(quick.run_dir) == "runs/quick" and quick.policy.path == "runs/quick/toy/base-policy"
     # an explicit run directory still wins
     assert load_profile("tiny", tmp_path, quick=True).policy.path == f"{tmp_path}/toy/base-policy"

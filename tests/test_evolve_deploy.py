@@ -139,7 +139,7 @@ def test_round_one_retry_reruns_only_the_failed_shard_then_round_two_follows(
     failed = {r["name"]: r["state"]["type"] for r in stack.task_runs(first)}
     assert failed["search-round-1-shard-1"] == "FAILED"
     assert failed["search-round-1-shard-0"] == "COMPLETED"
-    assert "bucket-difficulty-round-1" not in failed  # nothing after the search ran
+    assert not [name for name in failed if name.startswith("bucket")]  # nothing after search ran
     shard0 = store.shard_path(1, "search", 0)
     kept = shard0.stat().st_mtime_ns
     assert not store.shard_path(1, "search", 1).exists()

@@ -31,6 +31,8 @@ ROUND_METRICS = {
     "ppm/pair_accuracy",
     "eval/toy/greedy/accuracy",
     "eval/toy/mcts/accuracy",
+    "eval/toy-val/greedy/accuracy",
+    "champion",
 }
 
 
@@ -96,3 +98,15 @@ def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path):
     for model in ("policy", "ppm"):
         for number in (1, 2, 3, 4):
             assert client.get_model_version_by_alias(model, round_alias(number))
+    # the champion is the last round that did not score below it on toy-val greedy
+    val = {n: rounds[n]["eval/toy-val/greedy/accuracy"] for n in (1, 2, 3, 4)}
+    promoted = [n for n in (1, 2, 3, 4) if rounds[n]["champion"] == 1.0]
+    assert promoted[0] == 1 and all(val[n] >= max(val[m] for m in promoted if m < n)
+                                    for n in promoted[1:])  # fmt: skip
+    champion = client.get_model_version_by_alias("policy", "champion")
+    assert (
+        champion.version
+        == client.get_model_version_by_alias("policy", round_alias(promoted[-1])).version
+    )
+    # the fixed held-out pairs were built once, from toy-val problems, and measured each round
+    assert RunLayout(tmp_path).heldout_pairs.is_file()

@@ -11,11 +11,14 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from rstar.format import build_prompt
 from rstar.tracking import (
+    CHAMPION,
     PPM_MODEL,
     Tracking,
     TrackingConfig,
+    champion_score,
     checkpoint_path,
     log_metrics,
+    promote,
     register_checkpoint,
     start_run,
 )
@@ -104,6 +107,33 @@ def test_checkpoints_register_with_round_aliases(tracking, base, tmp_path):
         checkpoint_path(tracking, "scratch", "round-9")
     with pytest.raises(RuntimeError, match="active MLflow run"):
         register_checkpoint(tracking, "scratch", base, round=3)
+
+
+def test_the_champion_moves_only_to_models_that_score_at_least_as_well(tracking, base):
+    by_reference = Tracking(
+        tracking.tracking_uri, tracking.artifact_location, copy_checkpoints=False
+    )
+    versions = {}
+    for round in (1, 2, 3, 4):
+        with start_run(by_reference, f"round-{round}"):
+            versions[round] = {
+                name: register_checkpoint(by_reference, name, base, round=round).version
+                for name in ("gate-policy", "gate-ppm")
+            }
+    assert champion_score(tracking, "gate-policy") is None
+    gate = "eval/toy-val/greedy/accuracy"
+    # round 1: no champion yet; round 2 scores lower; round 3 ties; round 4 is better
+    moves = [promote(tracking, versions[r], score, gate) for r, score in
+             ((1, 0.5), (2, 0.4), (3, 0.5), (4, 0.7))]  # fmt: skip
+    assert moves == [True, False, True, True]
+    client = MlflowClient(tracking.tracking_uri)
+    for name in ("gate-policy", "gate-ppm"):
+        assert client.get_model_version_by_alias(name, CHAMPION).version == versions[4][name]
+        assert client.get_model_version(name, versions[2][name]).tags == {
+            "gate_score": "0.4",
+            "gate_metric": gate,
+        }
+    assert champion_score(tracking, "gate-ppm") == 0.7
 
 
 def test_training_logs_curves_and_registers_both_models(tracking, base, tmp_path):

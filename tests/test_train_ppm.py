@@ -71,7 +71,13 @@ def trained(tmp_path_factory):
         eval_share=0.2,
         logging_steps=1,
     )
-    result = train_ppm(data, root / "policy", root / "ppm", config, progress=False)
+    # a fixed held-out set (issue 15): ten more problems with chosen and rejected swapped
+    fixed = root / "fixed.jsonl"
+    swapped = [{**r, "chosen": BAD, "rejected": GOOD} for r in separable_pairs(70)[60:]]
+    fixed.write_text("".join(json.dumps(r) + "\n" for r in swapped))
+    result = train_ppm(
+        data, root / "policy", root / "ppm", config, fixed_pairs=fixed, progress=False
+    )
     return rows, config, result
 
 
@@ -83,6 +89,8 @@ def test_ppm_reaches_high_held_out_pair_accuracy(trained):
     assert result.metrics["ppm/pair_accuracy"] >= 0.9
     assert result.metrics["ppm/pair_accuracy/step"] == result.metrics["ppm/pair_accuracy"]
     assert result.last_loss < result.first_loss
+    # the fixed pairs are scored, never trained on: their swapped sides lose
+    assert result.metrics["ppm/heldout_pair_accuracy"] <= 0.1
 
 
 def test_reloaded_scorer_ranks_held_out_chosen_above_rejected(trained):

@@ -11,7 +11,13 @@
 """
 
 from rstar.curate.config import CurationConfig
-from rstar.curate.difficulty import coverage, difficulty, difficulty_counts, hard_problems
+from rstar.curate.difficulty import (
+    coverage,
+    data_funnel,
+    difficulty,
+    difficulty_counts,
+    hard_problems,
+)
 from rstar.curate.export import (
     PAIR_TRAINING_COLUMNS,
     SFT_TRAINING_COLUMNS,
@@ -41,6 +47,7 @@ __all__ = [
     "CurationConfig",
     "RoundExport",
     "coverage",
+    "data_funnel",
     "difficulty",
     "difficulty_counts",
     "export_round",

@@ -50,3 +50,24 @@ def coverage(catalog: Catalog) -> dict[int, float]:
         "FROM problem_summary GROUP BY round ORDER BY round"
     )
     return dict(zip(table["round"].to_pylist(), table["coverage"].to_pylist(), strict=True))
+
+
+_FUNNEL_SQL = """
+SELECT count(*) AS searched,
+       count(*) FILTER (WHERE num_trajectories > 0) AS with_a_trajectory,
+       count(*) FILTER (WHERE num_answered > 0) AS with_an_answer,
+       count(*) FILTER (WHERE num_correct > 0) AS with_a_correct_answer,
+       count(*) FILTER (WHERE num_correct > 0 AND
+                        (CASE WHEN $any_failure THEN num_trajectories ELSE num_answered END)
+                        > num_correct) AS with_a_correct_and_a_negative
+FROM problem_summary WHERE round = $round
+"""
+
+
+def data_funnel(catalog: Catalog, round: int, negatives: str) -> dict[str, int]:
+    """How many of ``round``'s searched problems pass each condition training data needs:
+    a trajectory, a final answer, a correct one, and (for PPM pairs) both a correct one and
+    a negative (a wrong answer, or with ``negatives: any_failure`` any failed trajectory).
+    Said when a round yields nothing to train on."""
+    params = {"round": round, "any_failure": negatives == "any_failure"}
+    return catalog.sql(_FUNNEL_SQL, params).to_pylist()[0]

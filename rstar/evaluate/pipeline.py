@@ -78,9 +78,14 @@ def record_results(
             catalog.add_eval_results(result.table(round))
 
 
+def metric_name(benchmark: str) -> str:
+    """``benchmark`` as it appears in metric names (``eval/{name}/...``)."""
+    return _METRIC_UNSAFE.sub("_", benchmark)
+
+
 def report_metrics(report: EvalReport) -> dict[tuple[str, int | None], float]:
     """The metrics of ``report`` by (name, step); see the module docstring for the names."""
-    bench = _METRIC_UNSAFE.sub("_", report.benchmark)
+    bench = metric_name(report.benchmark)
     metrics: dict[tuple[str, int | None], float] = {}
     for result in report.results:
         prefix = f"eval/{bench}/{result.method}"

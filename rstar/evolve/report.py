@@ -59,10 +59,13 @@ def round_metrics(
     sft, pairs = stage_results["sft"], stage_results["pairs"]
     policy, ppm = stage_results["policy"], stage_results["ppm"]
     metrics |= {"sft_rows": sft["rows"], "pairs": pairs["rows"]}
-    for stage, name in ((policy, "sft/final_loss"), (ppm, "ppm/pair_accuracy")):
+    names = ("sft/final_loss", "ppm/pair_accuracy", "ppm/heldout_pair_accuracy")
+    for stage, name in zip((policy, ppm, ppm), names, strict=True):
         if name in stage:  # no pair accuracy without held-out pairs
             metrics[name] = stage[name]
     metrics |= stage_results["greedy"] | stage_results["search"]
+    if "registered" in stage_results:
+        metrics["champion"] = stage_results["registered"]["champion"]
     return {k: float(v) for k, v in metrics.items()}
 
 

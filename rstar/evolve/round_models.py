@@ -3,7 +3,8 @@
 Round 1 searches with the bootstrap policy: the profile's ``teacher`` when it has one (a
 large coder model behind an OpenAI-compatible server), else the profile's ``policy`` (the
 toy base model). Round N > 1 searches with SLM-r(N-1), the policy registered in MLflow
-with alias ``round-(N-1)``, and, when the round is PPM-augmented, PPM-r(N-1). A round
+with alias ``round-(N-1)``, and, when the round is PPM-augmented, PPM-r(N-1) (with
+``evolve.search_with: champion``: the models aliased ``champion`` instead). A round
 refuses to start while round N-1 has not completed, unless its checkpoints are given
 explicitly.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from rstar.config import ModelConfig, Profile
 from rstar.store import StoreLayout, finished_rounds
-from rstar.tracking import POLICY_MODEL, PPM_MODEL, checkpoint_path, round_alias
+from rstar.tracking import CHAMPION, POLICY_MODEL, PPM_MODEL, checkpoint_path, round_alias
 
 
 class RoundNotReadyError(RuntimeError):
@@ -58,7 +59,7 @@ def round_models(
     if policy is None or (needs_ppm and ppm is None):
         _require_previous(profile, round)
         tracking = profile.resolved_tracking()
-        alias = round_alias(round - 1)
+        alias = CHAMPION if profile.evolve.search_with == "champion" else round_alias(round - 1)
         policy = policy or str(checkpoint_path(tracking, POLICY_MODEL, alias))
         if needs_ppm and ppm is None:
             ppm = str(checkpoint_path(tracking, PPM_MODEL, alias))

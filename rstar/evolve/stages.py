@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from rstar.atomic import atomic_dir
 from rstar.config import Profile, load_profile
-from rstar.curate import difficulty_counts, hard_problems, select_pairs, select_sft
+from rstar.curate import data_funnel, difficulty_counts, hard_problems, select_pairs, select_sft
 from rstar.curate.export import export_rows
 from rstar.evaluate.benchmarks import load_benchmark
-from rstar.evaluate.pipeline import report_metrics, run_evaluation
+from rstar.evaluate.pipeline import metric_name, report_metrics, run_evaluation
+from rstar.evolve.heldout_pairs import build_heldout_pairs
 from rstar.evolve.report import round_metrics, summary_plot
 from rstar.evolve.round_models import RoundModels
 from rstar.evolve.round_problems import (
@@ -49,6 +51,7 @@ from rstar.tracking import (
     close_run,
     log_metrics,
     open_run,
+    promote,
     register_checkpoint,
     start_run,
     under_run,
@@ -75,6 +78,10 @@ class RunSpec:
 
     def load(self) -> Profile:
         return load_profile(self.profile, self.run_dir, quick=self.quick)
+
+
+class NoTrainingDataError(ValueError):
+    """A round's search left nothing to train on; raised before any training starts."""
 
 
 def bootstrap_policy(prof: Profile, progress: bool = True) -> str:
@@ -117,23 +124,27 @@ def search_shard(
     shard: int,
     models: RoundModels,
     *,
+    extra: int = 1,
     parent_run_id: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """MCTS (data generation: gold answers grade the terminals) over one shard of the
     round's problems (``stage`` search), or of its unsolved ones (``stage``
-    extra_rollouts); the trees become one Parquet shard of that stage, replacing an
-    earlier attempt's."""
+    extra_rollouts; ``extra``: which search of them, 1 the extra search, 2... the
+    escalation stages, whose shards are numbered on from the search before); the trees
+    become one Parquet shard of that stage, replacing an earlier attempt's."""
     layout = RunLayout(prof.run_dir)
-    extra = stage == EXTRA_ROLLOUTS
     if stage not in (SEARCH, EXTRA_ROLLOUTS):
         raise ValueError(f"stage must be {SEARCH} or {EXTRA_ROLLOUTS}, got {stage!r}")
+    extra = extra if stage == EXTRA_ROLLOUTS else 0
     files = layout.round(round)
-    problems = shard_problems(
-        files.extra_problems if extra else files.problems, shard, prof.evolve.shard_size
-    )
+    if extra:
+        source, local = files.extra_problems(extra), shard - _first_extra_shard(prof, round, extra)
+    else:
+        source, local = files.problems, shard
+    problems = shard_problems(source, local, prof.evolve.shard_size)
     search = prof.round_search(round, extra=extra)
-    seed = search.seed + 1_000_003 * round + 7919 * shard + (1 if extra else 0)
+    seed = search.seed + 1_000_003 * round + 7919 * shard + extra
     search = search.model_copy(update={"seed": seed})
     started = time.perf_counter()
     with search_session(
@@ -161,18 +172,31 @@ def search_shard(
     return summary
 
 
-def bucket(prof: Profile, round: int) -> dict[str, int]:
-    """Difficulty of the round's problems from their trees (easy: all trajectories
-    correct, medium: some, hard: none) and the file of hard ones for the extra search."""
+def bucket(prof: Profile, round: int, extra: int = 1) -> dict[str, int]:
+    """Difficulty of the round's problems from their trees so far (easy: every answered
+    trajectory correct, medium: some, hard: none) and the file of the hard ones for the
+    ``extra``-th search of unsolved problems (1: the extra search, 2...: escalation)."""
     layout = RunLayout(prof.run_dir)
     with Catalog(layout.store) as catalog:
         counts = difficulty_counts(catalog, round)
         hard = hard_problems(catalog, round)
     shards = 0
-    if prof.evolve.round(round).extra is not None and len(hard):
-        write_problems(hard, layout.round(round).extra_problems)
+    if extra <= prof.evolve.round(round).extra_passes and len(hard):
+        write_problems(hard, layout.round(round).extra_problems(extra))
         shards = shard_count(len(hard), prof.evolve.shard_size)
-    return {**counts, "extra_shards": shards}
+    first = _first_extra_shard(prof, round, extra)
+    return {**counts, "extra_shards": shards, "first_shard": first}
+
+
+def _first_extra_shard(prof: Profile, round: int, extra: int) -> int:
+    """The number of the first shard of the ``extra``-th search of unsolved problems: the
+    shards of the searches before it come first."""
+    files = RunLayout(prof.run_dir).round(round)
+    return sum(
+        shard_count(pq.read_metadata(files.extra_problems(e)).num_rows, prof.evolve.shard_size)
+        for e in range(1, extra)
+        if files.extra_problems(e).is_file()
+    )
 
 
 def build_sft(prof: Profile, round: int) -> dict[str, Any]:
@@ -209,6 +233,14 @@ def train_round_policy(
     return {"path": str(out), "init": str(init), **result.metrics, "rows": result.rows}
 
 
+def heldout_pairs(prof: Profile, base_path: str, progress: bool = True) -> dict[str, Any]:
+    """The run's fixed held-out PPM pairs (rstar.evolve.heldout_pairs), built once."""
+    path = build_heldout_pairs(prof, base_path, progress)
+    if path is None:
+        return {"path": None, "pairs": 0}
+    return {"path": str(path), "pairs": sum(1 for _ in path.open())}
+
+
 def train_round_ppm(
     prof: Profile,
     round: int,
@@ -221,11 +253,13 @@ def train_round_ppm(
     """PPM-r(N), initialised from the round's new policy, on the round's pairs."""
     out = RunLayout(prof.run_dir).round(round).ppm
     with under_run(parent_run_id), torch_threads(prof.threads):
+        fixed = RunLayout(prof.run_dir).heldout_pairs
         result = train_ppm(
             pairs_path,
             policy_path,
             out,
             prof.train.ppm,
+            fixed_pairs=fixed if fixed.is_file() else None,
             tracking=prof.resolved_tracking(),
             progress=progress,
         )
@@ -283,14 +317,26 @@ def benchmark(
 
 
 def register_models(
-    prof: Profile, round: int, policy_path: str, ppm_path: str, parent_run_id: str | None = None
-) -> dict[str, str]:
-    """The round's policy and PPM as model versions ``policy`` / ``ppm`` aliased round-N."""
+    prof: Profile,
+    round: int,
+    policy_path: str,
+    ppm_path: str,
+    greedy: Mapping[str, float],
+    parent_run_id: str | None = None,
+) -> dict[str, Any]:
+    """The round's policy and PPM as model versions ``policy`` / ``ppm`` aliased round-N,
+    and aliased ``champion`` too when their greedy accuracy on ``evolve.promote_on`` (from
+    ``greedy``, the round's greedy evaluation) is not below the champion's."""
     tracking = prof.resolved_tracking()
+    gate = f"eval/{metric_name(prof.promotion_benchmark())}/greedy/accuracy"
+    if gate not in greedy:
+        raise KeyError(f"the round's greedy evaluation has no {gate} (evolve.promote_on)")
     with under_run(parent_run_id), start_run(tracking, "register", tags={"round": round}):
         policy = register_checkpoint(tracking, POLICY_MODEL, policy_path, round)
         ppm = register_checkpoint(tracking, PPM_MODEL, ppm_path, round)
-    return {"policy": policy.version, "ppm": ppm.version}
+    versions = {POLICY_MODEL: policy.version, PPM_MODEL: ppm.version}
+    promoted = promote(tracking, versions, greedy[gate], gate)
+    return {"policy": policy.version, "ppm": ppm.version, "champion": promoted}
 
 
 def evaluate_base(
@@ -335,11 +381,14 @@ def _export(prof: Profile, round: int, name: str, kind: str, select: Any) -> dic
     with Catalog(layout.store) as catalog:
         rows: pa.Table = select(catalog, round, prof.curate)
         if not len(rows):
-            raise ValueError(
-                f"round {round} produced no {name} rows (no problem of "
-                f"{layout.round(round).problems} has a usable trajectory): there is nothing "
-                "to train on. Search more problems or more rollouts (evolve.problems, "
-                "evolve.rounds) or start from a stronger policy."
+            funnel = data_funnel(catalog, round, prof.curate.negatives)
+            raise NoTrainingDataError(
+                f"round {round} produced no {name} rows, so nothing is trained or registered. "
+                f"Problems of {layout.round(round).problems}: "
+                + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in funnel.items())
+                + f" (curate.negatives: {prof.curate.negatives}). Search problems the policy "
+                "solves sometimes (evolve.problems), more rollouts (evolve.rounds.N.search, "
+                ".extra), or start from a stronger policy."
             )
         path = export_rows(catalog, round, name, kind, rows)
     return {"path": str(path), "rows": len(rows)}

@@ -101,9 +101,10 @@ class RoundLayout:
     def problems(self) -> Path:
         return self.dir / "problems.parquet"
 
-    @property
-    def extra_problems(self) -> Path:
-        return self.dir / "extra.parquet"
+    def extra_problems(self, extra: int = 1) -> Path:
+        """The unsolved problems that the round's ``extra``-th search of them searches (1:
+        the extra search, 2...: the escalation stages)."""
+        return self.dir / ("extra.parquet" if extra == 1 else f"extra-{extra}.parquet")
 
     @property
     def policy(self) -> Path:
@@ -142,6 +143,11 @@ class RunLayout:
     @property
     def rounds_table(self) -> Path:
         return self.run_dir / "rounds.md"
+
+    @property
+    def heldout_pairs(self) -> Path:
+        """PPM pairs no round trains on, the same for every round (rstar.evolve.heldout_pairs)."""
+        return self.run_dir / "heldout-pairs.jsonl"
 
     @property
     def mlflow_dir(self) -> Path:

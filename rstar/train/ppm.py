@@ -95,6 +95,7 @@ def train_ppm(
     config: PPMTrainConfig | None = None,
     *,
     round: int | None = None,
+    fixed_pairs: str | Path | None = None,
     tracking: Tracking | None = None,
     callbacks: Sequence[TrainerCallback] = (),
     progress: bool = True,
@@ -102,7 +103,9 @@ def train_ppm(
     """Train a PPM from ``init_model`` (the round's policy) on the pairs in ``pairs``.
 
     ``result.metrics`` holds "ppm/pair_accuracy" (held-out pairs, measured on the saved
-    checkpoint; also per kind, "ppm/pair_accuracy/step" and ".../final") and the pair counts.
+    checkpoint; also per kind, "ppm/pair_accuracy/step" and ".../final") and the pair counts;
+    with ``fixed_pairs`` (a pair file no round trains on) also
+    "ppm/heldout_pair_accuracy" (and per kind) on those.
     Resumes from ``<out_dir>.work`` after a crash. With ``tracking`` the loss curve is logged
     under "ppm/..." and, given ``round``, the checkpoint is registered as a version of the
     ``ppm`` model aliased ``round-N``.
@@ -111,6 +114,7 @@ def train_ppm(
     pairs, init_model = Path(pairs), checkpoint_dir(init_model)
     rows = read_rows(pairs, PAIR_TRAINING_COLUMNS)
     train_rows, held_out = held_out_split(rows, config.eval_share, config.seed)
+    fixed = read_rows(fixed_pairs, PAIR_TRAINING_COLUMNS) if fixed_pairs else None
     params = {
         "init_model": str(init_model),
         "data": str(pairs),
@@ -141,12 +145,16 @@ def train_ppm(
 
     def measure(checkpoint: Path, device: str) -> dict[str, float]:
         counts = {"train_pairs": float(len(train_rows)), "held_out_pairs": float(len(held_out))}
-        if not held_out:
+        if not held_out and fixed is None:
             return counts
         backend = TransformersRewardBackend(
             checkpoint, device, max_length=config.max_length, progress=progress
         )
-        return counts | pair_accuracy(backend, held_out)
+        if held_out:
+            counts |= pair_accuracy(backend, held_out)
+        if fixed:
+            counts |= {f"heldout_{k}": v for k, v in pair_accuracy(backend, fixed).items()}
+        return counts
 
     return train_model(
         job, build, measure=measure, tracking=tracking, round=round, progress=progress
