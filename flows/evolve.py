@@ -22,7 +22,7 @@ from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from rstar.evolve.stages import GREEDY_EVAL, SEARCH_EVAL, RunSpec
-from rstar.store import EXTRA_ROLLOUTS, SEARCH
+from rstar.store import SEARCH
 from tasks import evolve as t
 
 
@@ -70,15 +70,13 @@ def evolve(
         t.evaluate_base(spec, base, run_id)
     prepared = t.prepare_round(spec, round, models)
 
-    def shard_task(stage: str, extra: int = 1) -> Callable[[int], PrefectFuture]:
-        return lambda shard: t.search_shard.submit(spec, round, stage, shard, models, run_id, extra)
+    def shard_task(stage: str) -> Callable[[int], PrefectFuture]:
+        return lambda shard: t.search_shard.submit(spec, round, stage, shard, models, run_id)
 
     in_waves(shard_task(SEARCH), range(prepared["shards"]), concurrency)
     for extra in range(1, prof.evolve.round(round).extra_passes + 1):
         buckets = t.bucket(spec, round, extra)
-        first = buckets["first_shard"]
-        shards = range(first, first + buckets["extra_shards"])
-        in_waves(shard_task(EXTRA_ROLLOUTS, extra), shards, concurrency)
+        in_waves(shard_task(buckets["stage"]), range(buckets["extra_shards"]), concurrency)
     sft = t.build_sft(spec, round)
     pairs = t.build_pairs(spec, round)
     new_policy = t.train_policy(spec, round, models, sft["path"], run_id)

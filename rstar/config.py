@@ -33,6 +33,7 @@ from rstar.models.config import ModelConfig
 from rstar.sandbox.config import SandboxConfig
 from rstar.search.config import SearchConfig
 from rstar.settings import ProfileError, Settings, with_overrides
+from rstar.store.schema import ESCALATION
 from rstar.toy.config import ToyConfig
 from rstar.tracking import Tracking, TrackingConfig
 from rstar.train.config import TrainConfig
@@ -95,6 +96,8 @@ class RoundConfig(Settings):
             _search_overrides(overrides)
         if self.escalate and self.extra is None:
             raise ValueError("escalate follows the extra search: set extra too")
+        if len(self.escalate) > len(ESCALATION):
+            raise ValueError(f"escalate has at most {len(ESCALATION)} stages")
         return self
 
     @property

@@ -71,20 +71,12 @@ def prepare_round(spec: RunSpec, round: int, models: RoundModels) -> dict[str, i
 
 @persisted(task_run_name="{stage}-round-{round}-shard-{shard}")
 def search_shard(
-    spec: RunSpec,
-    round: int,
-    stage: str,
-    shard: int,
-    models: RoundModels,
-    run_id: str,
-    extra: int = 1,
+    spec: RunSpec, round: int, stage: str, shard: int, models: RoundModels, run_id: str
 ) -> dict[str, Any]:
-    """MCTS over one shard: ``stage`` "search" (all problems) or "extra_rollouts" (those
-    left unsolved; ``extra``: which search of them)."""
+    """MCTS over one shard: ``stage`` "search" (all problems), "extra_rollouts" (those left
+    unsolved) or "escalation_K" (those still unsolved)."""
     _fail_once(spec, round, stage, shard)
-    return stages.search_shard(
-        spec.load(), round, stage, shard, models, extra=extra, parent_run_id=run_id
-    )
+    return stages.search_shard(spec.load(), round, stage, shard, models, parent_run_id=run_id)
 
 
 @persisted(task_run_name="bucket-difficulty-round-{round}-for-extra-search-{extra}")

@@ -1,5 +1,5 @@
 """Escalation: each further search of a round takes the problems still unsolved after all
-searches before it, and its shards are numbered on from theirs."""
+searches before it, into a stage of its own (a problem has one tree per stage)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from rstar.config import load_profile
+from rstar.curate import select_sft
 from rstar.evolve.stages import bucket
 from rstar.store import PROBLEM_SCHEMA, Catalog, RunLayout, write_shard
 from tests.store_trees import tree_table
@@ -35,10 +36,24 @@ def test_each_escalation_stage_searches_what_is_still_unsolved(tmp_path):
         return pq.read_table(layout.round(4).extra_problems(extra))["problem_id"].to_pylist()
 
     first = bucket(prof, 4, 1)  # p3 (depth limit) and p4 (no trajectory) are unsolved
-    assert (first["extra_shards"], first["first_shard"], unsolved(1)) == (2, 0, ["p3", "p4"])
+    assert (first["stage"], first["extra_shards"], unsolved(1)) == (
+        "extra_rollouts",
+        2,
+        ["p3", "p4"],
+    )
     write_shard(layout.store, tree_table("p3", P3_EXTRA), round=4, stage="extra_rollouts", shard=0)
     second = bucket(prof, 4, 2)  # the extra search solved p3: the first escalation gets p4
-    assert (second["extra_shards"], second["first_shard"], unsolved(2)) == (1, 2, ["p4"])
-    third = bucket(prof, 4, 3)  # p4 still unsolved; its shard follows the two and the one
-    assert (third["extra_shards"], third["first_shard"], unsolved(3)) == (1, 3, ["p4"])
+    assert (second["stage"], second["extra_shards"], unsolved(2)) == ("escalation_1", 1, ["p4"])
+    third = bucket(prof, 4, 3)  # p4 still unsolved
+    assert (third["stage"], third["extra_shards"], unsolved(3)) == ("escalation_2", 1, ["p4"])
     assert bucket(prof, 4, 4)["extra_shards"] == 0  # no fourth search configured
+    # p4 searched again in its own stage: its tree's node ids repeat those of its extra
+    # search's tree, and curation reads both (a correct trajectory, leaf 5 of P1's nodes)
+    write_shard(layout.store, tree_table("p4", P4), round=4, stage="extra_rollouts", shard=1)
+    write_shard(layout.store, tree_table("p4", P1), round=4, stage="escalation_1", shard=0)
+    with Catalog(layout.store) as catalog:
+        rows = select_sft(catalog, 4).to_pylist()
+    assert [(r["stage"], r["leaf_id"]) for r in rows if r["problem_id"] == "p4"] == [
+        ("escalation_1", 5),
+        ("escalation_1", 11),
+    ]

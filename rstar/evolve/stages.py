@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from rstar.atomic import atomic_dir
 from rstar.config import Profile, load_profile
@@ -43,7 +42,14 @@ from rstar.search import MCTS
 from rstar.search.records import trees_to_table
 from rstar.search.session import search_session
 from rstar.settings import with_overrides
-from rstar.store import EXTRA_ROLLOUTS, SEARCH, Catalog, RunLayout, write_shard
+from rstar.store import (
+    TRAINING_STAGES,
+    Catalog,
+    RunLayout,
+    extra_index,
+    search_stage,
+    write_shard,
+)
 from rstar.toy.bootstrap import bootstrap
 from rstar.tracking import (
     POLICY_MODEL,
@@ -124,25 +130,20 @@ def search_shard(
     shard: int,
     models: RoundModels,
     *,
-    extra: int = 1,
     parent_run_id: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """MCTS (data generation: gold answers grade the terminals) over one shard of the
-    round's problems (``stage`` search), or of its unsolved ones (``stage``
-    extra_rollouts; ``extra``: which search of them, 1 the extra search, 2... the
-    escalation stages, whose shards are numbered on from the search before); the trees
-    become one Parquet shard of that stage, replacing an earlier attempt's."""
+    round's problems (``stage`` search), or of its unsolved ones (``stage`` extra_rollouts,
+    then escalation_1, 2...: each on what is still unsolved after the ones before); the
+    trees become one Parquet shard of that stage, replacing an earlier attempt's."""
     layout = RunLayout(prof.run_dir)
-    if stage not in (SEARCH, EXTRA_ROLLOUTS):
-        raise ValueError(f"stage must be {SEARCH} or {EXTRA_ROLLOUTS}, got {stage!r}")
-    extra = extra if stage == EXTRA_ROLLOUTS else 0
+    if stage not in TRAINING_STAGES:
+        raise ValueError(f"stage must be one of {TRAINING_STAGES}, got {stage!r}")
+    extra = extra_index(stage)
     files = layout.round(round)
-    if extra:
-        source, local = files.extra_problems(extra), shard - _first_extra_shard(prof, round, extra)
-    else:
-        source, local = files.problems, shard
-    problems = shard_problems(source, local, prof.evolve.shard_size)
+    source = files.extra_problems(extra) if extra else files.problems
+    problems = shard_problems(source, shard, prof.evolve.shard_size)
     search = prof.round_search(round, extra=extra)
     seed = search.seed + 1_000_003 * round + 7919 * shard + extra
     search = search.model_copy(update={"seed": seed})
@@ -184,19 +185,7 @@ def bucket(prof: Profile, round: int, extra: int = 1) -> dict[str, int]:
     if extra <= prof.evolve.round(round).extra_passes and len(hard):
         write_problems(hard, layout.round(round).extra_problems(extra))
         shards = shard_count(len(hard), prof.evolve.shard_size)
-    first = _first_extra_shard(prof, round, extra)
-    return {**counts, "extra_shards": shards, "first_shard": first}
-
-
-def _first_extra_shard(prof: Profile, round: int, extra: int) -> int:
-    """The number of the first shard of the ``extra``-th search of unsolved problems: the
-    shards of the searches before it come first."""
-    files = RunLayout(prof.run_dir).round(round)
-    return sum(
-        shard_count(pq.read_metadata(files.extra_problems(e)).num_rows, prof.evolve.shard_size)
-        for e in range(1, extra)
-        if files.extra_problems(e).is_file()
-    )
+    return {**counts, "extra_shards": shards, "stage": search_stage(extra)}
 
 
 def build_sft(prof: Profile, round: int) -> dict[str, Any]:

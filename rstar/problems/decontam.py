@@ -60,8 +60,8 @@ class Decontaminator:
 
     @classmethod
     def from_files(cls, paths: Iterable[str | Path], n: int = 13) -> Decontaminator:
-        """Benchmarks from files of records with a ``question`` field (``shared/benchmarks``
-        format), each named by its file stem."""
+        """Benchmarks from files of records with a ``question`` field (the authors'
+        benchmark format), each named by its file stem."""
         benchmarks = {}
         for path in map(Path, paths):
             records = [r.value for r in iter_records(path)]

@@ -10,6 +10,7 @@
 from rstar.store.catalog import Catalog, CatalogLockedError, finished_rounds
 from rstar.store.layout import RoundLayout, RunLayout, StoreLayout
 from rstar.store.schema import (
+    ESCALATION,
     EVAL,
     EVAL_RESULT_SCHEMA,
     EXTRA_ROLLOUTS,
@@ -22,11 +23,14 @@ from rstar.store.schema import (
     SYNTHESIS_SCHEMA,
     TRAINING_STAGES,
     TRAJECTORY_SCHEMA,
+    extra_index,
+    search_stage,
 )
 from rstar.store.shards import ShardInfo, write_shard
 from rstar.store.trees import NodeTableError
 
 __all__ = [
+    "ESCALATION",
     "EVAL",
     "EVAL_RESULT_SCHEMA",
     "EXTRA_ROLLOUTS",
@@ -46,6 +50,8 @@ __all__ = [
     "RunLayout",
     "ShardInfo",
     "StoreLayout",
+    "extra_index",
     "finished_rounds",
+    "search_stage",
     "write_shard",
 ]

@@ -14,10 +14,24 @@ import pyarrow as pa
 # Stages of a round whose trees are written to the store.
 SEARCH = "search"  # the round's main MCTS (docs/method.md §2)
 EXTRA_ROLLOUTS = "extra_rollouts"  # additional rollouts on the hard problems
+# further searches of what is still unsolved after those (evolve.rounds.N.escalate), one
+# stage each: a problem has one tree per stage
+ESCALATION = ("escalation_1", "escalation_2", "escalation_3")
 EVAL = "eval"  # test-time search on benchmarks (no training data is taken from it)
-STAGES = (SEARCH, EXTRA_ROLLOUTS, EVAL)
+STAGES = (SEARCH, EXTRA_ROLLOUTS, *ESCALATION, EVAL)
 # The stages whose trees training data is made from.
-TRAINING_STAGES = (SEARCH, EXTRA_ROLLOUTS)
+TRAINING_STAGES = (SEARCH, EXTRA_ROLLOUTS, *ESCALATION)
+
+
+def search_stage(extra: int) -> str:
+    """The stage of a round's ``extra``-th search of unsolved problems (0: the search)."""
+    return (SEARCH, EXTRA_ROLLOUTS, *ESCALATION)[extra]
+
+
+def extra_index(stage: str) -> int:
+    """Which search of a round ``stage`` is: 0 the search, 1 the extra one, 2... escalation."""
+    return (SEARCH, EXTRA_ROLLOUTS, *ESCALATION).index(stage)
+
 
 NODE_SCHEMA = pa.schema(
     [
