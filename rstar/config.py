@@ -295,7 +295,7 @@ class Profile(Settings):
         settings = self.evolve.round(round)
         if extra > settings.extra_passes:
             raise ValueError(
-                f"round {round} has {settings.extra_passes} extra searches, not {int(extra)}"
+                f"round {round} has {settings.extra_passes} extra searches, not {extra}"
             )
         passes = [{}, settings.extra or {}, *settings.escalate]
         overrides = {**settings.search, **passes[extra]}

@@ -258,4 +258,7 @@ def test_benchmarks_load_by_name_path_or_toy(tmp_path):
     assert toy.head(4).problems == toy.problems[:4]
     val = load_benchmark("toy-val", toy_per_level=3)
     assert val.name == "toy-val" and len(val.problems) == 18
+    # registered in a store as what they are: validation problems
+    assert set(val.problem_table()["split"].to_pylist()) == {"val"}
+    assert set(toy.problem_table()["split"].to_pylist()) == {"test"}
     assert not {p.problem_id for p in val.problems} & {p.problem_id for p in toy.problems}

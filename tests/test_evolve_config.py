@@ -15,12 +15,13 @@ from rstar.evolve.round_problems import source_problems
 from rstar.evolve.stages import prepare_round
 from rstar.settings import Settings
 from rstar.store import Catalog, RunLayout, StoreLayout
+from rstar.tracking import POLICY_MODEL, PPM_MODEL, promote, register_checkpoint, start_run
 from tests.conftest import shipped_rows
 
 
 def test_defaults_are_the_papers_rounds(tmp_path):
     prof = load_profile(_profile(tmp_path))
-    searches = [(prof.round_search(n), prof.round_search(n, extra=True)) for n in range(1, 5)]
+    searches = [(prof.round_search(n), prof.round_search(n, extra=1)) for n in range(1, 5)]
     assert [(s.rollouts, s.error_threshold, x.rollouts) for s, x in searches] == [
         (8, 2, 16),
         (16, 1, 16),
@@ -43,12 +44,12 @@ def test_a_round_lays_its_search_over_the_profiles(tmp_path):
     }
     search = {"rollouts": 7, "candidates": 6, "temperature": 0.9}
     prof = load_profile(_profile(tmp_path, search=search, evolve={"rounds": rounds}))
-    one, extra = prof.round_search(1), prof.round_search(1, extra=True)
+    one, extra = prof.round_search(1), prof.round_search(1, extra=1)
     assert (one.rollouts, one.candidates, one.temperature) == (3, 6, 0.9)
     assert (extra.rollouts, extra.candidates, extra.temperature) == (5, 6, 0.5)
     assert prof.round_search(3).rollouts == 7 and prof.round_search(4).candidates == 2
     with pytest.raises(ValueError, match="round 2 has 0 extra searches, not 1"):
-        prof.round_search(2, extra=True)
+        prof.round_search(2, extra=1)
     # round 4: the default extra search (16 rollouts), then the two escalation stages
     escalation = [prof.round_search(4, extra=n) for n in (1, 2, 3)]
     assert [(s.rollouts, s.candidates, s.temperature) for s in escalation] == [
@@ -185,6 +186,34 @@ def test_round_n_refuses_until_round_n_minus_one_completed(tmp_path):
         catalog.start_round(2)
     with pytest.raises(RoundNotReadyError):
         round_models(prof, 3)
+
+
+def test_search_with_champion_takes_the_champion_not_the_last_round(tmp_path):
+    tracking_config = {"copy_checkpoints": False}
+    profiles = {
+        how: load_profile(
+            _profile(tmp_path / how, evolve={"search_with": how}, tracking=tracking_config)
+        )
+        for how in ("round", "champion")
+    }
+    for prof in profiles.values():
+        tracking = prof.resolved_tracking()
+        for round, score in ((1, 0.5), (2, 0.4)):  # round 2 scores lower: no promotion
+            checkpoint = prof.run_dir / f"round-{round}-models"
+            checkpoint.mkdir()
+            with start_run(tracking, f"round-{round}"):
+                versions = {
+                    name: register_checkpoint(tracking, name, checkpoint, round).version
+                    for name in (POLICY_MODEL, PPM_MODEL)
+                }
+            promote(tracking, versions, score, "eval/toy-val/greedy/accuracy")
+        with Catalog(StoreLayout.for_run(prof.run_dir)) as catalog:
+            catalog.start_round(2)
+            catalog.finish_round(2)
+    by_round, by_champion = (round_models(profiles[how], 3) for how in ("round", "champion"))
+    assert Path(by_round.search_policy.path).name == "round-2-models"
+    assert Path(by_champion.search_policy.path).name == "round-1-models"
+    assert Path(by_champion.ppm.path).name == "round-1-models"
 
 
 def test_explicit_checkpoints_need_no_previous_round(tmp_path):

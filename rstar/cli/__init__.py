@@ -56,7 +56,7 @@ def profile(
     resolved = {
         f"round {number}": {
             "search": prof.round_search(number).model_dump(),
-            "extra": prof.round_search(number, extra=True).model_dump() if r.extra else None,
+            "extra": prof.round_search(number, extra=1).model_dump() if r.extra else None,
             "escalate": [
                 prof.round_search(number, extra=stage).model_dump()
                 for stage in range(2, r.extra_passes + 1)

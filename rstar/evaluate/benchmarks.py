@@ -155,7 +155,8 @@ class Benchmark:
         return Counter(r.split(":", 1)[0] for r in self.unscorable["reason"].to_pylist())
 
     def problem_table(self) -> pa.Table:
-        """The problems as ``PROBLEM_SCHEMA`` rows (source = the benchmark, split test)."""
+        """The problems as ``PROBLEM_SCHEMA`` rows (source = the benchmark; split val for
+        the toy world's validation set, else test)."""
         n = len(self.problems)
         return pa.table(
             {
@@ -164,7 +165,7 @@ class Benchmark:
                 "answer": [p.answer for p in self.problems],
                 "source": [self.name] * n,
                 "level": [p.level for p in self.problems],
-                "split": ["test"] * n,
+                "split": ["val" if self.name == TOY_VAL else "test"] * n,
             },
             schema=PROBLEM_SCHEMA,
         )

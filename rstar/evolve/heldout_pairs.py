@@ -14,15 +14,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import pyarrow as pa
-
 from rstar.config import Profile
 from rstar.curate import select_pairs, write_json
 from rstar.evaluate.benchmarks import TOY_VAL, load_benchmark
 from rstar.search import MCTS, SearchProblem
 from rstar.search.records import trees_to_table
 from rstar.search.session import search_session
-from rstar.store import PROBLEM_SCHEMA, SEARCH, Catalog, RunLayout, write_shard
+from rstar.store import SEARCH, Catalog, RunLayout, write_shard
 
 
 def build_heldout_pairs(prof: Profile, base_path: str, progress: bool = True) -> Path | None:
@@ -41,17 +39,12 @@ def build_heldout_pairs(prof: Profile, base_path: str, progress: bool = True) ->
     ) as session:
         mcts = MCTS(session.policy, session.sandbox, prof.round_search(1), progress=progress)
         results = mcts.search(problems)
-    rows = [
-        {"problem_id": p.problem_id, "question": p.question, "answer": p.answer,
-         "source": TOY_VAL, "level": p.level, "split": "val"}
-        for p in bench.problems
-    ]  # fmt: skip
     with tempfile.TemporaryDirectory() as scratch:
         write_shard(
             scratch, trees_to_table(r.tree for r in results), round=1, stage=SEARCH, shard=0
         )
         with Catalog(scratch) as catalog:
-            catalog.add_problems(pa.Table.from_pylist(rows, schema=PROBLEM_SCHEMA))
+            catalog.add_problems(bench.problem_table())
             curate = prof.curate.model_copy(update={"negatives": "wrong_answer"})
             pairs = select_pairs(catalog, 1, curate)
     return write_json(pairs, out)

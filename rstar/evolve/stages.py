@@ -227,7 +227,7 @@ def heldout_pairs(prof: Profile, base_path: str, progress: bool = True) -> dict[
     path = build_heldout_pairs(prof, base_path, progress)
     if path is None:
         return {"path": None, "pairs": 0}
-    return {"path": str(path), "pairs": sum(1 for _ in path.open())}
+    return {"path": str(path), "pairs": path.read_text().count("\n")}
 
 
 def train_round_ppm(
@@ -240,9 +240,9 @@ def train_round_ppm(
     progress: bool = True,
 ) -> dict[str, Any]:
     """PPM-r(N), initialised from the round's new policy, on the round's pairs."""
-    out = RunLayout(prof.run_dir).round(round).ppm
+    layout = RunLayout(prof.run_dir)
+    out, fixed = layout.round(round).ppm, layout.heldout_pairs
     with under_run(parent_run_id), torch_threads(prof.threads):
-        fixed = RunLayout(prof.run_dir).heldout_pairs
         result = train_ppm(
             pairs_path,
             policy_path,

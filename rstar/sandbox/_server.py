@@ -458,11 +458,7 @@ class _Child:
         self.status_w = status_w
 
     def run(self, code: str, timeout: float) -> None:
-        try:
-            self._set_up(timeout)
-        except BaseException as exc:
-            _report(self.status_w, f"sandbox setup failed: {exc!r}")
-            _exit(_SETUP_FAILED)
+        self._set_up_or_exit(timeout)
         me = os.getpid()
         error = _run_code(code, self.server.memory_bytes)
         if os.getpid() == me:  # not a copy the program forked, falling out of its code
@@ -472,11 +468,7 @@ class _Child:
     def run_simple(self, codes: list[str], timeout: float) -> None:
         """Simple programs (:func:`is_simple`) one after another, each in a fresh namespace
         with its output captured apart; one JSON line per program on the status pipe."""
-        try:
-            self._set_up(timeout)
-        except BaseException as exc:
-            _report(self.status_w, f"sandbox setup failed: {exc!r}")
-            _exit(_SETUP_FAILED)
+        self._set_up_or_exit(timeout)
         me = os.getpid()
         signal.signal(signal.SIGALRM, _time_up)
         for k, code in enumerate(codes):
@@ -497,6 +489,13 @@ class _Child:
             line = {"i": k, "ok": error is None, "stdout": capture.text(), "error": error}
             _write(self.status_w, _dumps(line).encode("ascii") + b"\n")
         _exit(0)
+
+    def _set_up_or_exit(self, timeout: float) -> None:
+        try:
+            self._set_up(timeout)
+        except BaseException as exc:
+            _report(self.status_w, f"sandbox setup failed: {exc!r}")
+            _exit(_SETUP_FAILED)
 
     def _set_up(self, timeout: float) -> None:
         os.setsid()
