@@ -116,7 +116,8 @@ def _paper_rounds() -> dict[int, RoundConfig]:
 
 
 class ProblemsConfig(Settings):
-    """The problems every round searches (the same set each round, as the paper)."""
+    """The problems the rounds search: the same set each round (the paper), or each round
+    a new set of the same size."""
 
     source: Literal["toy", "files"] = Field(
         "toy", description="toy: the profile's toy world; files: the `files` below"
@@ -131,6 +132,13 @@ class ProblemsConfig(Settings):
         "count for every level of toy_levels, or a count per level (its keys are the levels)",
     )
     limit: int | None = Field(None, gt=0, description="search only the first N problems (by id)")
+    each_round: Literal["same", "new"] = Field(
+        "same",
+        description="same: every round searches the same problems (the paper: coverage "
+        "grows); new: round N searches the N-th slice of the pool (toy: the next toy_per_level "
+        "problems of each level; files: the next `limit` problems by id), so rounds that "
+        "keep the SFT rows of earlier rounds (curate.sft_rounds: all) gather more problems",
+    )
     decontaminate: tuple[str, ...] | None = Field(
         None,
         description="benchmarks (names or files) whose questions are removed from the problem "
@@ -143,6 +151,11 @@ class ProblemsConfig(Settings):
     def _files_given(self) -> ProblemsConfig:
         if self.source == "files" and not self.files:
             raise ValueError("problems.source is 'files' but problems.files is empty")
+        if self.source == "files" and self.each_round == "new" and self.limit is None:
+            raise ValueError(
+                "problems.each_round is 'new' but problems.limit is not set: a round's slice "
+                "of the problem files is `limit` problems"
+            )
         counts = self.toy_per_level
         if isinstance(counts, dict) and "toy_levels" in self.model_fields_set:
             raise ValueError(

@@ -458,3 +458,39 @@ def test_a_round_without_pairs_stops_before_training_with_the_counts(tmp_path):
     with pytest.raises(NoTrainingDataError, match=message):
         build_pairs(prof, 1)
     assert not store.dataset_path(1, "ppm_pairs").exists()
+
+
+def test_reward_rows_of_the_pointwise_baselines(catalog):
+    """The Q-value PRM regresses every visited step on its Q (node 13, never visited, has
+    no row); the outcome RM every answered trajectory on +1 / -1 (crashes and depth limits
+    have no row)."""
+    from rstar.curate.reward_rows import OUTCOME, Q_VALUE, reward_rows
+
+    steps = reward_rows(catalog, 1, Q_VALUE, ("search",)).to_pylist()
+    p1 = [r for r in steps if r["problem_id"] == "p1"]
+    assert [r["target"] for r in p1] == [
+        0.5, -0.5, 0.75, -1.0, 1.0, -1.0, -0.5, -1.0, -0.25, 0.25, 1.0, -1.0, -0.5, 0.5, 1.0
+    ]  # nodes 1-12, 14-16 in id order  # fmt: skip
+    assert p1[0]["text"] == build_prompt(Q1) + A
+    assert p1[2]["text"] == build_prompt(Q1) + completion(A, FINAL_CODE, output="2")
+    assert p1[3]["text"] == build_prompt(Q1) + A + BAD_STEP
+    assert len(steps) == 15 + 13 + 1  # p1, p2 (all 13 nodes visited), p3's depth-limited step
+
+    outcomes = reward_rows(catalog, 1, OUTCOME, ("search",)).to_pylist()
+    assert [(r["problem_id"], r["target"]) for r in outcomes] == [
+        ("p1", 1.0), ("p1", -1.0), ("p1", -1.0), ("p1", 1.0), ("p1", 1.0),  # leaves 5 6 8 11 16
+        ("p2", 1.0), ("p2", 1.0), ("p2", 1.0), ("p2", 1.0),  # leaves 4 7 10 13
+    ]  # fmt: skip
+    assert outcomes[1]["text"] == build_prompt(Q1) + completion(
+        A, FINAL_CODE, answer("3"), output="2"
+    )
+
+
+def test_q_value_targets_are_clipped_to_the_range_of_the_score(catalog):
+    steps = [(1, 0, "code", A, 1.5, 2, None, None, True, "")]
+    steps += [(2, 1, "code", B, -1.25, 1, "answer", False, True, "")]
+    write_shard(catalog.layout, tree_table("p1", steps), round=2, stage="search", shard=0)
+    from rstar.curate.reward_rows import Q_VALUE, reward_rows
+
+    rows = reward_rows(catalog, 2, Q_VALUE, ("search",))
+    assert rows["target"].to_pylist() == [1.0, -1.0]

@@ -8,13 +8,22 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from rstar.config import EvolveConfig, Profile, ProfileError, RoundConfig, load_profile
+from rstar.config import (
+    EvolveConfig,
+    ProblemsConfig,
+    Profile,
+    ProfileError,
+    RoundConfig,
+    load_profile,
+)
 from rstar.evolve.round_models import RoundNotReadyError, round_models
 from rstar.evolve.round_problems import source_problems
 from rstar.evolve.stages import prepare_round
 from rstar.settings import Settings
 from rstar.store import Catalog, RunLayout, StoreLayout
+from rstar.toy.world import problem_pool
 from rstar.tracking import POLICY_MODEL, PPM_MODEL, promote, register_checkpoint, start_run
 from tests.conftest import shipped_rows
 
@@ -290,3 +299,37 @@ def test_rounds_evaluate_on_and_decontaminate_against_every_shipped_benchmark(tm
     loaded = source_problems(prof, progress=False)
     assert loaded.problems["question"].to_pylist() == ["New 1+1?"]
     assert loaded.report.rejected == {"contaminated": 9}
+
+
+def test_each_round_new_gives_every_round_its_own_slice_of_the_toy_pool(tmp_path):
+    toy = {"bootstrap": {"problems_per_level": {1: 4}}}
+    problems = {"toy_per_level": {1: 3, 2: 2}}
+    same = load_profile(_profile(tmp_path / "same", toy=toy, evolve={"problems": problems}))
+    new = load_profile(
+        _profile(tmp_path / "new", toy=toy, evolve={"problems": problems | {"each_round": "new"}})
+    )
+    pool = {lv: problem_pool(lv, 10, "train", new.toy.world) for lv in (1, 2)}
+
+    def ids(prof, round):
+        return set(source_problems(prof, round, progress=False).problems["problem_id"].to_pylist())
+
+    # level 1 starts after the bootstrap's 4 problems, level 2 at the start of its pool
+    assert ids(same, 1) == ids(same, 3) == {p.id for p in pool[1][4:7] + pool[2][0:2]}
+    assert ids(new, 1) == ids(same, 1)
+    assert ids(new, 2) == {p.id for p in pool[1][7:10] + pool[2][2:4]}
+
+
+def test_each_round_new_slices_problem_files_by_limit(tmp_path):
+    data = tmp_path / "pool.json"
+    rows = [{"question": f"What is {i} + 1?", "answer": str(i + 1)} for i in range(5)]
+    data.write_text(json.dumps(rows))
+    problems = {"source": "files", "files": [str(data)], "limit": 2, "each_round": "new"}
+    prof = load_profile(_profile(tmp_path, evolve={"problems": problems}))
+    rounds = [source_problems(prof, r, progress=False).problems for r in (1, 2, 3)]
+    every = sorted(rounds[0]["problem_id"].to_pylist() + rounds[1]["problem_id"].to_pylist())
+    assert [len(t) for t in rounds] == [2, 2, 1]
+    assert len(set(every)) == 4 and rounds[2]["problem_id"][0].as_py() not in every
+    with pytest.raises(ValueError, match="round 4 searches problems 7-8 of the problem files"):
+        source_problems(prof, 4, progress=False)
+    with pytest.raises(ValidationError, match=r"each_round is 'new' but problems\.limit"):
+        ProblemsConfig(source="files", files=("x",), each_round="new")

@@ -31,6 +31,7 @@ ROUND_METRICS = {
     "ppm/pair_accuracy",
     "eval/toy/greedy/accuracy",
     "eval/toy/mcts/accuracy",
+    "eval/toy/majority/accuracy",
     "eval/toy-val/greedy/accuracy",
     "champion",
 }
@@ -72,6 +73,11 @@ def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path):
             "WHERE stage != 'eval' GROUP BY ALL ORDER BY ALL"
         ).to_pylist()
         used = catalog.sql("SELECT round, policy, ppm FROM rounds ORDER BY round").to_pylist()
+        overlap = catalog.sql(
+            "SELECT count(*) AS n FROM (SELECT problem_id FROM nodes WHERE stage = 'search' "
+            "GROUP BY problem_id HAVING count(DISTINCT round) > 1)"
+        ).to_pylist()
+    assert overlap == [{"n": 0}]  # each_round: new, every round searched problems of its own
     assert {(r["round"], r["stage"]) for r in searched} >= {(n, "search") for n in (1, 2, 3, 4)}
     assert all(r["problems"] == 12 for r in searched if r["stage"] == "search")
     # rounds 3 and 4 searched with the previous round's PPM, rounds 1 and 2 without one
@@ -94,7 +100,7 @@ def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path):
         names = {c.info.run_name for c in children}
         assert {"sft", "ppm", "register", "search-shard-0", "eval-toy"} <= names
         artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
-        assert "summary.png" in artifacts
+        assert {"summary.png", "learning-curves.png"} <= set(artifacts)
     for model in ("policy", "ppm"):
         for number in (1, 2, 3, 4):
             assert client.get_model_version_by_alias(model, round_alias(number))

@@ -211,3 +211,34 @@ def test_the_score_loss_is_bradley_terry_on_the_searchs_score(trained):
         ((score[0] > score[2]) + (score[1] > score[3])) / 2
     ]
     assert PPMTrainConfig().loss_on == "score"
+
+
+def test_a_pointwise_reward_model_learns_its_targets(tmp_path):
+    """The baselines' trainer (Q-value PRM, outcome RM): texts scored +1 and -1 in training
+    are told apart on new problems by the search's own scorer."""
+    from rstar.train.pointwise import train_pointwise
+
+    rows = separable_pairs(50)
+    tiny_checkpoint(tmp_path / "policy", [r["prompt"] + GOOD + BAD for r in rows], layers=2)
+    data = [{"text": r["prompt"] + GOOD, "target": 1.0} for r in rows[:40]]
+    data += [{"text": r["prompt"] + BAD, "target": -1.0} for r in rows[:40]]
+    config = PPMTrainConfig(
+        epochs=4,
+        learning_rate=3e-3,
+        batch_size=8,
+        per_device_batch_size=8,
+        max_length=256,
+        weight_decay=0.0,
+        logging_steps=1,
+    )
+    result = train_pointwise("outcome", data, tmp_path / "policy", tmp_path / "orm", config)
+    assert result.steps == 40 and result.rows == 80  # 4 epochs x 80 rows / 8
+    assert result.last_loss < result.first_loss
+    assert len((tmp_path / "orm.jsonl").read_text().splitlines()) == 80  # the data, kept
+    scorer = PPMScorer(tmp_path / "orm", progress=False)
+    new = rows[40:]
+    prefixes = [r["prompt"].removeprefix(build_prompt(r["question"])) for r in new]
+    questions = [r["question"] for r in new]
+    good = scorer.score(questions, [p + GOOD for p in prefixes])
+    bad = scorer.score(questions, [p + BAD for p in prefixes])
+    assert all(g > 0 > b for g, b in zip(good, bad, strict=True))

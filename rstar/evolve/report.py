@@ -119,6 +119,49 @@ def summary_plot(metrics: Mapping[str, float], round: int, path: Path) -> Path:
     return path
 
 
+def _series(rounds: Mapping[int, Mapping[str, float]], name: str) -> tuple[list, list]:
+    """(rounds, values in %) of the rounds that measured metric ``name``."""
+    points = [(r, 100 * m[name]) for r, m in sorted(rounds.items()) if name in m]
+    return [r for r, _ in points], [v for _, v in points]
+
+
+def learning_curves(
+    rounds: Mapping[int, Mapping[str, float]], path: Path, benchmark: str = "toy"
+) -> Path:
+    """Across rounds (x: the round, 0 = the base policy), one PNG: held-out accuracy of each
+    method, greedy accuracy per level, and the search's coverage with the PPM's pair
+    accuracies. Each round logs it as it finishes, so MLflow holds the curve so far."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure = Figure(figsize=(15, 4), dpi=100)
+    methods, levels, search = figure.subplots(1, 3)
+    prefix = f"eval/{benchmark}/"
+    names = sorted({k for m in rounds.values() for k in m if k.startswith(prefix)})
+    for name in (n for n in names if n.count("/") == 3 and n.endswith("/accuracy")):
+        methods.plot(*_series(rounds, name), "o-", label=name.split("/")[2])
+    greedy = f"{prefix}greedy/level_"
+    for level in sorted({lv for m in rounds.values() for lv in _levels(m, greedy, "/accuracy")}):
+        levels.plot(*_series(rounds, f"{greedy}{level}/accuracy"), "o-", label=f"level {level}")
+    for name in ("coverage", "ppm/pair_accuracy", "ppm/heldout_pair_accuracy"):
+        search.plot(*_series(rounds, name), "o-", label=name)
+    titles = (
+        f"{benchmark}: accuracy by method",
+        f"{benchmark}: greedy accuracy by level",
+        "search coverage, PPM pair accuracy",
+    )
+    for axes, title in zip((methods, levels, search), titles, strict=True):
+        axes.set_title(title)
+        axes.set_xlabel("round (0 = base policy)")
+        axes.set_ylabel("%")
+        axes.set_ylim(0, 100)
+        axes.set_xticks(sorted(rounds))
+        axes.grid(True, alpha=0.3)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return path
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}"
 

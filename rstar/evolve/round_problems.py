@@ -1,7 +1,8 @@
 """The problems a round searches, and how they are cut into shards.
 
-Every round searches the same problem set (the paper re-runs MCTS over its 747k problems
-each round, and coverage grows). For the toy world these are train-pool problems of every
+By default every round searches the same problem set (the paper re-runs MCTS over its 747k
+problems each round, and coverage grows); with ``each_round: new`` round N searches the
+N-th slice of the pool instead. For the toy world these are train-pool problems of every
 level that the base policy was *not* trained on; otherwise the profile's problem files
 through ``rstar.problems``. The set is written once per round as a Parquet file sorted by
 problem id, so shard ``i`` is always the same slice, on a retry too.
@@ -26,13 +27,18 @@ from rstar.toy.config import ToyConfig
 from rstar.toy.world import problem_pool
 
 
-def toy_problems(toy: ToyConfig, config: ProblemsConfig) -> pa.Table:
+def _slice(config: ProblemsConfig, round: int) -> int:
+    """How many slices of the pool come before ``round``'s (0 when rounds share one)."""
+    return round - 1 if config.each_round == "new" else 0
+
+
+def toy_problems(toy: ToyConfig, config: ProblemsConfig, round: int = 1) -> pa.Table:
     """The configured number of train problems of each level, after those the bootstrap
-    trained on."""
+    trained on (and, with ``each_round: new``, after those of earlier rounds)."""
     rows = []
     for level, count in config.level_counts().items():
-        seen = toy.bootstrap.problems_per_level.get(level, 0)
-        for p in problem_pool(level, seen + count, "train", toy.world)[seen:]:
+        start = toy.bootstrap.problems_per_level.get(level, 0) + _slice(config, round) * count
+        for p in problem_pool(level, start + count, "train", toy.world)[start:]:
             rows.append(
                 {
                     "problem_id": p.id,
@@ -46,9 +52,10 @@ def toy_problems(toy: ToyConfig, config: ProblemsConfig) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=PROBLEM_SCHEMA)
 
 
-def source_problems(profile: Profile, progress: bool = True) -> LoadResult:
-    """The problems of the profile's ``evolve.problems`` section, sorted by id, with the
-    rows left out of problem files (bad, duplicate, or a benchmark's question)."""
+def source_problems(profile: Profile, round: int = 1, progress: bool = True) -> LoadResult:
+    """The problems ``round`` searches (the profile's ``evolve.problems`` section), sorted
+    by id, with the rows left out of problem files (bad, duplicate, or a benchmark's
+    question)."""
     config = profile.evolve.problems
     if config.source == "toy":
         if profile.toy is None:
@@ -56,13 +63,21 @@ def source_problems(profile: Profile, progress: bool = True) -> LoadResult:
                 f"profile {profile.name!r}: evolve.problems.source is 'toy' but the profile has "
                 "no toy: section; set evolve.problems.source to 'files' and list the files"
             )
-        table = toy_problems(profile.toy, config)
+        table = toy_problems(profile.toy, config, round)
         loaded = LoadResult(table, REJECT_SCHEMA.empty_table(), LoadReport(len(table), len(table)))
     else:
         clean = decontaminator(profile.decontamination_benchmarks(), config.ngram)
         loaded = load_problems(config.files, decontaminator=clean, progress=progress)
     table = loaded.problems.sort_by("problem_id")
-    table = table.slice(0, config.limit) if config.limit else table
+    if config.limit:
+        start = _slice(config, round) * config.limit
+        if start >= table.num_rows:
+            raise ValueError(
+                f"round {round} searches problems {start + 1}-{start + config.limit} of the "
+                f"problem files, which hold {table.num_rows} usable problems: lower "
+                "evolve.problems.limit, add problems, or set evolve.problems.each_round: same"
+            )
+        table = table.slice(start, config.limit)
     return replace(loaded, problems=table)
 
 

@@ -28,7 +28,7 @@ from rstar.curate.export import export_rows
 from rstar.evaluate.benchmarks import load_benchmark
 from rstar.evaluate.pipeline import metric_name, report_metrics, run_evaluation
 from rstar.evolve.heldout_pairs import build_heldout_pairs
-from rstar.evolve.report import round_metrics, summary_plot
+from rstar.evolve.report import learning_curves, round_metrics, summary_plot
 from rstar.evolve.round_models import RoundModels
 from rstar.evolve.round_problems import (
     register_problems,
@@ -47,6 +47,7 @@ from rstar.store import (
     Catalog,
     RunLayout,
     extra_index,
+    finished_rounds,
     search_stage,
     write_shard,
 )
@@ -108,7 +109,7 @@ def prepare_round(
     problem files (rejects: bad, duplicate, benchmark questions) to the catalog, mark the
     round started."""
     layout = RunLayout(prof.run_dir)
-    loaded = source_problems(prof, progress)
+    loaded = source_problems(prof, round, progress)
     rows = write_problems(loaded.problems, layout.round(round).problems)
     register_problems(layout.store, loaded)
     with Catalog(layout.store) as catalog:
@@ -351,7 +352,10 @@ def finish_round(
     layout = RunLayout(prof.run_dir)
     metrics = round_metrics(layout.store, round, stage_results)
     plot = summary_plot(metrics, round, layout.round(round).summary_plot)
-    close_run(prof.resolved_tracking(), run_id, metrics, [plot])
+    curves = learning_curves(
+        finished_rounds(layout.store) | {round: metrics}, layout.learning_curves
+    )
+    close_run(prof.resolved_tracking(), run_id, metrics, [plot, curves])
     with Catalog(layout.store) as catalog:
         catalog.finish_round(round, metrics)
     return metrics

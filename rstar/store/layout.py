@@ -8,6 +8,7 @@ A run directory holds (:class:`RunLayout`, :class:`RoundLayout`)::
     round-N/policy, round-N/ppm         its checkpoints (SLM-rN, PPM-rN)
     round-N/eval/<benchmark>-<kind>/    its evaluations (summary.json, scaling.png)
     round-N/summary.png                 its summary plot
+    learning-curves.png                 every finished round so far, on one picture
     rounds.md                           the per-round table of the main job
     mlflow/                             MLflow's database and artifacts (rstar.tracking)
     prefect-home/                       Prefect's state when no server is configured
@@ -143,6 +144,10 @@ class RunLayout:
     @property
     def rounds_table(self) -> Path:
         return self.run_dir / "rounds.md"
+
+    @property
+    def learning_curves(self) -> Path:
+        return self.run_dir / "learning-curves.png"
 
     @property
     def heldout_pairs(self) -> Path:
