@@ -28,7 +28,7 @@ ROUND_METRICS = {
     "sft_rows",
     "pairs",
     "sft/final_loss",
-    "ppm/pair_accuracy",
+    "ppm/heldout_pair_accuracy",  # the fixed pairs; a round's own held-out may be empty
     "eval/toy/greedy/accuracy",
     "eval/toy/mcts/accuracy",
     "eval/toy/majority/accuracy",

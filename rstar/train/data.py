@@ -8,11 +8,14 @@ file, the row and the field, since training on a silently shortened dataset is w
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from rstar.problems.readers import iter_records
+
+log = logging.getLogger(__name__)
 
 # Optional columns kept when present: the pair's problem (for the held-out split) and kind.
 _OPTIONAL = ("problem_id", "kind")
@@ -64,16 +67,19 @@ def held_out_split(
     """(train, held-out) rows: ``ceil(share x problems)`` whole problems are held out.
 
     Problems are ranked by a hash of (seed, problem), so the split is the same on every
-    run and machine. At least one problem stays on each side when there are two or more.
+    run and machine. At least one problem stays on each side when there are two or more;
+    rows of a single problem are all trained on (a round's search may yield pairs of one
+    problem only, and a run of four rounds should not stop for it), with a warning.
     """
     if share <= 0:
         return rows, []
     groups = sorted({_group(row) for row in rows})
     if len(groups) < 2:
-        raise TrainingDataError(
-            f"holding out pairs needs rows of 2 or more problems, found {len(groups)}; "
-            "set eval_share: 0 to train on all of them"
+        log.warning(
+            "the rows come from %d problem(s): nothing is held out, all are trained on",
+            len(groups),
         )
+        return rows, []
     ranked = sorted(groups, key=lambda g: hashlib.sha256(f"{seed}\0{g}".encode()).hexdigest())
     count = min(max(1, math.ceil(share * len(groups))), len(groups) - 1)
     held = set(ranked[:count])
