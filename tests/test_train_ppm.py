@@ -54,6 +54,19 @@ def separable_pairs(count: int) -> list[dict[str, str]]:
     return rows
 
 
+def small_config(**changes) -> PPMTrainConfig:
+    """A PPM training config for the tiny test models (3e-3, batches of 8, no decay)."""
+    settings = {
+        "learning_rate": 3e-3,
+        "batch_size": 8,
+        "per_device_batch_size": 8,
+        "max_length": 256,
+        "weight_decay": 0.0,
+        "logging_steps": 1,
+    }
+    return PPMTrainConfig(**(settings | changes))
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     rows = separable_pairs(60)
@@ -61,16 +74,7 @@ def trained(tmp_path_factory):
     tiny_checkpoint(root / "policy", [r["prompt"] + GOOD + BAD for r in rows], layers=2)
     data = root / "pairs.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    config = PPMTrainConfig(
-        epochs=3,
-        learning_rate=3e-3,
-        batch_size=8,
-        per_device_batch_size=8,
-        max_length=256,
-        weight_decay=0.0,
-        eval_share=0.2,
-        logging_steps=1,
-    )
+    config = small_config(epochs=3, eval_share=0.2)
     # a fixed held-out set (issue 15): ten more problems with chosen and rejected swapped
     fixed = root / "fixed.jsonl"
     swapped = [{**r, "chosen": BAD, "rejected": GOOD} for r in separable_pairs(70)[60:]]
@@ -224,15 +228,7 @@ def test_a_pointwise_reward_model_learns_its_targets(tmp_path):
     tiny_checkpoint(tmp_path / "policy", [r["prompt"] + GOOD + BAD for r in rows], layers=2)
     data = [{"text": r["prompt"] + GOOD, "target": 1.0} for r in rows[:40]]
     data += [{"text": r["prompt"] + BAD, "target": -1.0} for r in rows[:40]]
-    config = PPMTrainConfig(
-        epochs=4,
-        learning_rate=3e-3,
-        batch_size=8,
-        per_device_batch_size=8,
-        max_length=256,
-        weight_decay=0.0,
-        logging_steps=1,
-    )
+    config = small_config(epochs=4)
     result = train_pointwise("outcome", data, tmp_path / "policy", tmp_path / "orm", config)
     assert result.steps == 40 and result.rows == 80  # 4 epochs x 80 rows / 8
     assert result.last_loss < result.first_loss

@@ -24,7 +24,7 @@ from rstar.search import SearchProblem
 from rstar.store import Catalog, StoreLayout
 from rstar.store.schema import PROBLEM_SCHEMA, REJECT_SCHEMA
 from rstar.toy.config import ToyConfig
-from rstar.toy.world import problem_pool
+from rstar.toy.world import ToyProblem, problem_pool
 
 
 def _slice(config: ProblemsConfig, round: int) -> int:
@@ -32,23 +32,29 @@ def _slice(config: ProblemsConfig, round: int) -> int:
     return round - 1 if config.each_round == "new" else 0
 
 
-def toy_problems(toy: ToyConfig, config: ProblemsConfig, round: int = 1) -> pa.Table:
+def toy_round_pool(toy: ToyConfig, config: ProblemsConfig, round: int = 1) -> list[ToyProblem]:
     """The configured number of train problems of each level, after those the bootstrap
     trained on (and, with ``each_round: new``, after those of earlier rounds)."""
-    rows = []
+    problems = []
     for level, count in config.level_counts().items():
         start = toy.bootstrap.problems_per_level.get(level, 0) + _slice(config, round) * count
-        for p in problem_pool(level, start + count, "train", toy.world)[start:]:
-            rows.append(
-                {
-                    "problem_id": p.id,
-                    "question": p.question,
-                    "answer": p.answer,
-                    "source": "toy",
-                    "level": p.level,
-                    "split": p.split,
-                }
-            )
+        problems += problem_pool(level, start + count, "train", toy.world)[start:]
+    return problems
+
+
+def toy_problems(toy: ToyConfig, config: ProblemsConfig, round: int = 1) -> pa.Table:
+    """:func:`toy_round_pool` as the store's problem rows."""
+    rows = [
+        {
+            "problem_id": p.id,
+            "question": p.question,
+            "answer": p.answer,
+            "source": "toy",
+            "level": p.level,
+            "split": p.split,
+        }
+        for p in toy_round_pool(toy, config, round)
+    ]
     return pa.Table.from_pylist(rows, schema=PROBLEM_SCHEMA)
 
 
