@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rstar.config import Profile, load_profile
+from rstar.evolve.report import accuracy_series
 from rstar.evolve.round_problems import toy_round_pool
 from rstar.format import build_prompt
 from rstar.runtime import torch_threads
@@ -37,40 +38,38 @@ from rstar.train.sft import train_policy
 
 
 def gold_rows(prof: Profile, last_round: int) -> list[dict[str, str]]:
-    """Prompt/completion rows: the gold solution of each problem rounds 1..last searched."""
-    return [
-        {"problem_id": p.id, "prompt": build_prompt(p.question), "completion": p.solution}
+    """Prompt/completion rows: the gold solution of each problem rounds 1..last searched
+    (once, when the rounds share their problems: ``each_round: same``)."""
+    problems = {
+        p.id: p
         for round in range(1, last_round + 1)
         for p in toy_round_pool(prof.toy, prof.evolve.problems, round)
+    }
+    return [
+        {"problem_id": p.id, "prompt": build_prompt(p.question), "completion": p.solution}
+        for p in problems.values()
     ]
 
 
-def supervised_policy(prof: Profile, base: Path, round: int, out: Path) -> Path:
-    """The base fine-tuned on round ``round``'s gold rows (reused when already trained)."""
-    checkpoint = out / f"policy-{round}"
-    if (checkpoint / "config.json").is_file():
-        return checkpoint
-    rows = out / f"gold-{round}.jsonl"
-    rows.write_text("".join(json.dumps(r) + "\n" for r in gold_rows(prof, round)))
+def supervised_policy(prof: Profile, base: Path, rows: list[dict[str, str]], out: Path) -> Path:
+    """The base fine-tuned on ``rows`` into ``out`` (reused when already trained there)."""
+    if (out / "config.json").is_file():
+        return out
+    data = out.with_suffix(".jsonl")
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with torch_threads(prof.threads):
-        train_policy(rows, base, checkpoint, prof.train.policy)
-    return checkpoint
+        train_policy(data, base, out, prof.train.policy)
+    return out
 
 
 def self_evolved(run_dir: Path, rounds: list[int]) -> dict[int, dict[int | str, float]]:
     """The run's own greedy test accuracy per round, overall ("all") and per level."""
     metrics = finished_rounds(StoreLayout.for_run(run_dir))
-    curves: dict[int, dict[int | str, float]] = {}
-    for round in [0, *rounds]:
-        m = metrics.get(round, {})
-        levels = {
-            int(k.split("/")[3].removeprefix("level_")): v
-            for k, v in m.items()
-            if k.startswith("eval/toy/greedy/level_") and k.endswith("/accuracy")
-        }
-        if "eval/toy/greedy/accuracy" in m:
-            curves[round] = {"all": m["eval/toy/greedy/accuracy"], **levels}
-    return curves
+    return {
+        round: {"all": m["eval/toy/greedy/accuracy"], **accuracy_series(m)["greedy"]}
+        for round in [0, *rounds]
+        if "eval/toy/greedy/accuracy" in (m := metrics.get(round, {}))
+    }
 
 
 def plot(curves: dict[str, dict[int, dict[int | str, float]]], path: Path) -> None:
@@ -82,10 +81,10 @@ def plot(curves: dict[str, dict[int, dict[int | str, float]]], path: Path) -> No
         rounds = sorted(curve)
         overall.plot(rounds, [100 * curve[r]["all"] for r in rounds], styles[name], label=name)
         levels = sorted(k for k in curve[rounds[0]] if k != "all")
-        for level, colour in zip(levels, ("C0", "C1", "C2", "C3", "C4", "C5"), strict=False):
+        for level in levels:
             values = [100 * curve[r].get(level, 0.0) for r in rounds]
             label = f"L{level} {name.split()[0]}"
-            by_level.plot(rounds, values, styles[name], color=colour, label=label)
+            by_level.plot(rounds, values, styles[name], color=f"C{level - 1}", label=label)
     for axes, title in ((overall, "greedy, all levels"), (by_level, "greedy by level")):
         axes.set_title(f"toy test: {title}")
         axes.set_xticks(sorted({r for curve in curves.values() for r in curve}))
@@ -124,8 +123,11 @@ def main() -> None:
 
     started = time.perf_counter()
     bound: dict[int, dict[int | str, float]] = {0: score(base)}
+    gold_counts = {0: 0}
     for number in rounds:
-        bound[number] = score(supervised_policy(prof, base, number, out))
+        rows = gold_rows(prof, number)
+        gold_counts[number] = len(rows)
+        bound[number] = score(supervised_policy(prof, base, rows, out / f"policy-{number}"))
         print(f"round {number}: {bound[number]}", flush=True)
     curves = {"self-evolved": self_evolved(prof.run_dir, rounds), "supervised (gold)": bound}
     plot(curves, out / "supervised-vs-self.png")
@@ -147,8 +149,7 @@ def main() -> None:
             else f"- | {100 * gold[k]:.0f}"
             for k in ["all", *range(1, world.max_level + 1)]
         ]
-        rows = len(gold_rows(prof, number)) if number else 0
-        table.add_row(str(number), str(rows), *cells)
+        table.add_row(str(number), str(gold_counts[number]), *cells)
     Console(width=140).print(table)
     report = {
         "test_per_level": args.per_level,
@@ -156,7 +157,7 @@ def main() -> None:
         "supervised": bound,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ def test_held_out_split_keeps_problems_whole_and_is_stable():
     assert held_out_split(rows, 0.25, seed=7) == (train, held)
     assert held_out_split(rows, 0.0) == (rows, [])
     one_problem = [r for r in rows if r["problem_id"] == "p0"]
-    assert held_out_split(one_problem, 0.25) == (one_problem, [])  # nothing left to train on
+    assert held_out_split(one_problem, 0.25) == (one_problem, [])  # none to hold out
 
 
 # --- the pair rows of rstar.curate are exactly what the PPM scores during search ---
