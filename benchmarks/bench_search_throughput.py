@@ -11,6 +11,11 @@ temperature, depth, sandbox preload), in one shard. It runs twice:
   was before the compiled backend, the batched sandbox and the program cache;
 - **after**: the code of this checkout with ``--backend`` (default ctranslate2).
 
+With ``--ppm CHECKPOINT`` the after-run is PPM-augmented (rounds 3-4's search), once per
+PPM backend of ``--ppm-backends`` (default: transformers, then ctranslate2), and the
+report adds their ratio: ``--skip-baseline --ppm runs/round-2/ppm`` measures the PPM
+backends alone.
+
 Each reports problems/s, generated tokens/s, and the shares of the wall time spent in the
 model, the sandbox and the rest (tree bookkeeping and grading). The after-run also replays
 every generate call the search made through the same backend, alone: the search's
@@ -38,6 +43,7 @@ def search(
     rollouts: int,
     replay: bool,
     ppm: str | None = None,
+    ppm_backend: str = "transformers",
 ) -> dict:
     """One search with the code importable here; its measurements as a dict."""
     import torch
@@ -73,9 +79,10 @@ def search(
     items = [SearchProblem(p.id, p.question, p.answer) for p in chosen]
     scorer = None
     if ppm is not None:
-        from rstar.models import PPMScorer
+        from rstar.models import ModelConfig, ppm_scorer
 
-        scorer = PPMScorer(ppm, progress=False)
+        entry = ModelConfig(backend=ppm_backend, path=ppm, batch_size=32)
+        scorer = ppm_scorer(entry.with_progress(False))
     with profile.sandbox.open() as sandbox:
         mcts = MCTS(Recording(), sandbox, profile.search, ppm=scorer, progress=False)
         started = time.perf_counter()
@@ -84,6 +91,7 @@ def search(
     stats = mcts.stats
     report = {
         "backend": backend_name,
+        "ppm_backend": ppm_backend if ppm else None,
         "problems": len(items),
         "rollouts": rollouts,
         "seconds": round(wall, 1),
@@ -142,6 +150,9 @@ def main() -> None:
     parser.add_argument(
         "--ppm", default=None, help="a PPM checkpoint: the after-run is PPM-augmented"
     )
+    parser.add_argument(
+        "--ppm-backends", default="transformers,ctranslate2", help="with --ppm: each in turn"
+    )
     parser.add_argument("--skip-baseline", action="store_true", help="the after-run only")
     args = parser.parse_args()
     if args.inner:
@@ -150,12 +161,21 @@ def main() -> None:
         return
     before = None if args.skip_baseline else baseline(args.baseline_rev, args)
     print("before", json.dumps(before), flush=True)
-    after = search(
-        args.policy, args.backend, args.problems, args.rollouts, replay=True, ppm=args.ppm
-    )
-    print("after", json.dumps(after), flush=True)
+    ppm_backends = args.ppm_backends.split(",") if args.ppm else ["transformers"]
+    afters = {}
+    for ppm_backend in ppm_backends:
+        afters[ppm_backend] = search(
+            args.policy, args.backend, args.problems, args.rollouts, replay=True,
+            ppm=args.ppm, ppm_backend=ppm_backend,
+        )  # fmt: skip
+        print("after", json.dumps(afters[ppm_backend]), flush=True)
+    after = afters[ppm_backends[-1]]
     speedup = after["problems_per_s"] / before["problems_per_s"] if before else None
     report = {"before": before, "after": after, "speedup": speedup and round(speedup, 2)}
+    if len(afters) > 1:
+        first = afters[ppm_backends[0]]
+        report["after_" + ppm_backends[0]] = first
+        report["ppm_backend_speedup"] = round(after["problems_per_s"] / first["problems_per_s"], 2)
     print(json.dumps(report, indent=2))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from rstar.config import ModelConfig, Profile
 from rstar.search import MCTS, Node, SearchProblem, Tree
@@ -33,12 +34,17 @@ def solve(
 ) -> Solution:
     """MCTS over ``question`` without a gold answer; the PPM (if any) scores the answers.
 
+    The PPM is ``ppm``, else the profile's when its checkpoint exists (a base policy can
+    be tried before any round has trained a PPM).
+
     The chosen trajectory is the best-scored one, or with ``vote`` the best of the
     answer with the most score-weighted votes.
     """
     policy_entry = policy or profile.policy
     policy_entry.local_path()
     ppm_entry = ppm or profile.ppm
+    if ppm is None and ppm_entry is not None and not Path(ppm_entry.path).is_dir():
+        ppm_entry = None
     if ppm_entry is not None:
         ppm_entry.local_path()
     with search_session(

@@ -55,5 +55,5 @@ def test_ppm_entry(checkpoint):
         ModelConfig(backend="transformers", path=str(checkpoint), extra={"scale": 0.5})
     )
     assert isinstance(scorer, PPMScorer) and scorer.scale == 0.5
-    with pytest.raises(ValueError, match="cannot serve a PPM yet"):
+    with pytest.raises(ValueError, match="use backend: transformers or ctranslate2"):
         ppm_scorer(ModelConfig(backend="vllm", path=str(checkpoint)))

@@ -48,6 +48,7 @@ def eval_command(
 ) -> None:
     """Evaluate on a benchmark: accuracy per method (and level), the test-time scaling curve."""
     from rstar.evaluate.benchmarks import load_benchmark
+    from rstar.evaluate.methods import ppm_methods
     from rstar.evaluate.pipeline import SCALING_FILE, SUMMARY_FILE, run_evaluation
     from rstar.evaluate.runner import MissingPPMError
     from rstar.store import RunLayout
@@ -69,7 +70,8 @@ def eval_command(
         )
         policy_entry = prof.policy.at(policy) if policy else prof.policy
         policy_entry.local_path()
-        ppm_entry = prof.ppm_at(ppm) if ppm else prof.ppm
+        # the profile's PPM only where a method chooses with it: greedy needs none
+        ppm_entry = prof.ppm_at(ppm) if ppm else prof.ppm if ppm_methods(config) else None
         if ppm_entry is not None:
             ppm_entry.local_path()
     except ValueError as exc:  # ProfileError, SourceError, pydantic's ValidationError

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rstar.evaluate.config import GREEDY, METHOD_SEARCH
+from rstar.evaluate.config import GREEDY, METHOD_SEARCH, EvalConfig
 from rstar.search.answer import best_trajectory, majority_vote
 from rstar.search.tree import Node
 
@@ -68,6 +68,11 @@ METHODS: dict[str, Method] = {
         Method("beam", best_trajectory, True, "step beam search with the PPM"),
     )
 }
+
+
+def ppm_methods(config: EvalConfig) -> list[str]:
+    """The methods an evaluation runs (scaling curve included) that choose with the PPM."""
+    return sorted(m for m in {*config.methods, *config.curve_methods()} if METHODS[m].needs_ppm)
 
 
 def first_samples(root: Node, terminals: Sequence[Node], k: int) -> list[Node]:

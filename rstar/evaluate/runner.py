@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 
 from rstar.evaluate.config import BEAM, GREEDY, MCTS_SEARCH, SAMPLE, EvalConfig
-from rstar.evaluate.methods import METHODS, first_samples
+from rstar.evaluate.methods import METHODS, first_samples, ppm_methods
 from rstar.evaluate.results import (
     EvalProblem,
     EvalReport,
@@ -152,7 +152,7 @@ def evaluate_problems(
     when set); without ``ppm`` only methods that need none may be asked for.
     """
     curve_methods = config.curve_methods()
-    needing = sorted(m for m in {*config.methods, *curve_methods} if METHODS[m].needs_ppm)
+    needing = ppm_methods(config)
     if ppm is None and needing:
         raise MissingPPMError(
             f"method(s) {needing} choose answers with the PPM, but no PPM was given "

@@ -4,7 +4,8 @@
 - ``TransformersBackend`` (CPU/CUDA, in-process, the reference), ``CTranslate2Backend``
   (compiled decoding for small models on a CPU), ``VLLMBackend`` (``[vllm]`` extra, GPU),
   ``OpenAIBackend`` (any OpenAI-compatible server).
-- ``PPMScorer`` over a ``RewardBackend`` (``TransformersRewardBackend``).
+- ``PPMScorer`` over a ``RewardBackend`` (``TransformersRewardBackend``, the reference;
+  ``CTranslate2RewardBackend``, compiled, for small models on a CPU).
 - ``ModelConfig`` (a profile's model entry); ``generation_backend`` / ``ppm_scorer``: the
   above from one.
 """
@@ -12,6 +13,7 @@
 from rstar.models.base import Completion, GenerationBackend, GenerationParams
 from rstar.models.config import BACKENDS, ModelConfig
 from rstar.models.ctranslate2_backend import CTranslate2Backend
+from rstar.models.ctranslate2_reward import CTranslate2RewardBackend
 from rstar.models.factory import generation_backend, ppm_scorer
 from rstar.models.loading import ModelLoadError
 from rstar.models.openai_backend import OpenAIBackend, OpenAIRequestError
@@ -24,6 +26,7 @@ __all__ = [
     "BACKENDS",
     "PPM_SCALE",
     "CTranslate2Backend",
+    "CTranslate2RewardBackend",
     "Completion",
     "GenerationBackend",
     "GenerationParams",

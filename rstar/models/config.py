@@ -43,8 +43,9 @@ class ModelConfig(Settings):
         return self.model_copy(update={"path": str(path), "create_with": None})
 
     def with_progress(self, progress: bool) -> ModelConfig:
-        """Without ``progress``, an in-process transformers model shows no progress bars."""
-        if progress or self.backend != "transformers":
+        """Without ``progress``, an in-process model (transformers, ctranslate2) shows no
+        progress bars."""
+        if progress or self.backend not in ("transformers", "ctranslate2"):
             return self
         return self.model_copy(update={"extra": {**self.extra, "progress": False}})
 

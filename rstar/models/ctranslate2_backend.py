@@ -42,7 +42,7 @@ COMPUTE_TYPES = ("float32", "int8", "int8_float32")
 _SEEDED_CALLS = threading.Lock()
 
 
-def _convert(compute_type: str):
+def ct2_convert(compute_type: str):
     """A conversion function for ``rstar.models.conversion.converted``."""
 
     def convert(checkpoint: Path, out_dir: Path) -> None:
@@ -120,7 +120,7 @@ class CTranslate2Backend:
         self.length_window = length_window
         self.progress = progress
         self.tokenizer = load_tokenizer(path, require_special_tokens=require_special_tokens)
-        self.model_dir = converted(path, f"ctranslate2-{compute_type}", _convert(compute_type))
+        self.model_dir = converted(path, f"ctranslate2-{compute_type}", ct2_convert(compute_type))
         config = json.loads((path / "config.json").read_text())
         self.context = context_length(SimpleNamespace(**config), max_context)
         threads = threads or torch.get_num_threads()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rstar.models.base import GenerationBackend
 from rstar.models.config import BACKENDS, ModelConfig
 from rstar.models.ctranslate2_backend import CTranslate2Backend
+from rstar.models.ctranslate2_reward import CTranslate2RewardBackend
 from rstar.models.openai_backend import OpenAIBackend
 from rstar.models.ppm import PPMScorer
 from rstar.models.transformers_backend import TransformersBackend
@@ -29,10 +30,18 @@ def generation_backend(entry: ModelConfig) -> GenerationBackend:
 
 
 def ppm_scorer(entry: ModelConfig) -> PPMScorer:
-    """The PPM an entry describes (transformers only for now; ``extra`` may set ``scale``)."""
-    if entry.backend != "transformers":
-        raise ValueError(
-            f"PPM {entry.path!r}: backend {entry.backend!r} cannot serve a PPM yet; "
-            "use backend: transformers"
+    """The PPM an entry describes: transformers, or ctranslate2 for small models on a CPU
+    (``extra`` may set ``scale``; the rest of it goes to the backend)."""
+    options = dict(entry.extra)
+    scale = {"scale": options.pop("scale")} if "scale" in options else {}
+    if entry.backend == "transformers":
+        return PPMScorer(
+            entry.path, device=entry.device, batch_size=entry.batch_size, **scale, **options
         )
-    return PPMScorer(entry.path, device=entry.device, batch_size=entry.batch_size, **entry.extra)
+    if entry.backend == "ctranslate2":
+        backend = CTranslate2RewardBackend(entry.path, entry.device, entry.batch_size, **options)
+        return PPMScorer(backend, **scale)
+    raise ValueError(
+        f"PPM {entry.path!r}: backend {entry.backend!r} cannot serve a PPM; "
+        "use backend: transformers or ctranslate2"
+    )
