@@ -123,7 +123,9 @@ def test_clear_errors_exit_with_code_2(run_dir):
         "--no-track",
         "--no-store",
     )
-    assert code == 2 and "no PPM was given" in out
+    # the profile serves round 2's PPM by default: without it, the error says how to make it
+    assert code == 2 and f"{run_dir}/round-2/ppm does not exist" in out
+    assert "python -m flows.main --last 2" in out
 
 
 def test_benchmarks_lists_the_papers_nine_with_their_sizes():

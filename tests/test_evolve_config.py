@@ -138,7 +138,7 @@ def test_round_one_cannot_search_with_a_ppm_and_all_four_rounds_are_needed():
 
 def test_quick_lays_the_quick_mapping_over_the_profile(tmp_path):
     full, quick = load_profile("tiny"), load_profile("tiny", quick=True)
-    assert full.evolve.problems.level_counts() == {1: 50, 2: 150, 3: 300, 4: 300, 5: 200}
+    assert full.evolve.problems.level_counts() == {1: 50, 2: 150, 3: 500, 4: 300}
     # counts per level are replaced whole, not merged level by level
     assert quick.evolve.problems.level_counts() == {1: 6, 2: 6}
     assert quick.toy.bootstrap.problems_per_level == {1: 3000}
