@@ -3,7 +3,8 @@
 For issue 15's CI learning test, at two sizes. ``--size quick``: the quick profile's base
 (a 64-wide, 2-layer model) trained on level 1 and some level-2 problems (a quarter of its
 rows), frontier level 2. ``--size full``: the tiny profile's own base (1.31 M parameters,
-levels 1-2 and 300 level-3 rows), frontier level 3. One round searches ``--problems``
+levels 1-2 and ``--frontier-rows`` level-3 rows: the profile's 300 unless given), frontier
+level 3. One round searches ``--problems``
 frontier-level train problems (and a tenth as many of the level below) with 8 rollouts,
 SFT of the base on its own verified solutions, greedy on 100 held-out toy test problems
 of each level before and after. Every seed changes the base's weights, the search and the
@@ -32,14 +33,23 @@ from rstar.store import SEARCH
 FRONTIER = {"quick": 2, "full": 3}  # the level the base rarely solves, per size
 
 
-def seeded_profile(seed: int, run_dir: Path, problems: int, size: str = "quick") -> Profile:
+def seeded_profile(
+    seed: int,
+    run_dir: Path,
+    problems: int,
+    size: str = "quick",
+    frontier_rows: int | None = None,
+) -> Profile:
     """The tiny profile (``quick``: its quick size) with every seed set to ``seed``, sized
-    for one learning round."""
+    for one learning round; ``frontier_rows``: the base's bootstrap rows of the frontier
+    level."""
     frontier = FRONTIER[size]
     data = load_profile("tiny", quick=size == "quick", run_dir=run_dir).model_dump()
     data["toy"]["bootstrap"] |= {"seed": seed}
     if size == "quick":
         data["toy"]["bootstrap"] |= {"problems_per_level": {1: 3000, frontier: 1000}}
+    if frontier_rows is not None:
+        data["toy"]["bootstrap"]["problems_per_level"] |= {frontier: frontier_rows}
     data["search"] |= {"seed": seed, "rollouts": 8}
     data["train"]["policy"] |= {"seed": seed, "epochs": 3}
     data["evolve"]["problems"] = {
@@ -72,13 +82,16 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--size", choices=sorted(FRONTIER), default="quick")
     parser.add_argument("--problems", type=int, default=200, help="frontier problems searched")
+    parser.add_argument(
+        "--frontier-rows", type=int, default=None, help="the base's rows of the frontier level"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/learning"))
     args = parser.parse_args()
     results = {}
     for seed in (int(s) for s in args.seeds.split(",")):
         started = time.perf_counter()
         run_dir = args.out.resolve() / f"seed-{seed}"
-        prof = seeded_profile(seed, run_dir, args.problems, args.size)
+        prof = seeded_profile(seed, run_dir, args.problems, args.size, args.frontier_rows)
         row = first_round(prof, FRONTIER[args.size])
         results[seed] = row | {"seconds": round(time.perf_counter() - started)}
         print(f"seed {seed}: {results[seed]}", flush=True)

@@ -113,6 +113,7 @@ def test_cli_reports_a_bad_toy_section(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # ~7 minutes quiet; the default 600 s ran out on a loaded machine
 def test_full_bootstrap_is_good_on_easy_levels_and_weak_on_hard_ones(tmp_path):
     """The tiny profile's build (about 8 minutes on 2 cores): the base policy of
     docs/toy_world.md, with room to grow from level 3 on."""
