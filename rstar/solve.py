@@ -42,9 +42,9 @@ def solve(
     """
     policy_entry = policy or profile.policy
     policy_entry.local_path()
-    ppm_entry = ppm or profile.ppm
-    if ppm is None and ppm_entry is not None and not Path(ppm_entry.path).is_dir():
-        ppm_entry = None
+    ppm_entry = ppm
+    if ppm_entry is None and profile.ppm is not None and Path(profile.ppm.path).is_dir():
+        ppm_entry = profile.ppm
     if ppm_entry is not None:
         ppm_entry.local_path()
     with search_session(

@@ -33,6 +33,14 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
+def ppm_dir(tmp_path_factory) -> Path:
+    """A tiny PPM checkpoint (``tests.tiny_models.tiny_ppm``)."""
+    from tests.tiny_models import tiny_ppm
+
+    return tiny_ppm(tmp_path_factory.mktemp("ppm"))
+
+
+@pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
     """A real sandbox with the default preload: 2 workers, 2 s per program."""
     with Sandbox(timeout=2.0, workers=2) as box:

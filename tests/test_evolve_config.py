@@ -333,3 +333,13 @@ def test_each_round_new_slices_problem_files_by_limit(tmp_path):
         source_problems(prof, 4, progress=False)
     with pytest.raises(ValidationError, match=r"each_round is 'new' but problems\.limit"):
         ProblemsConfig(source="files", files=("x",), each_round="new")
+
+
+def test_the_tiny_profile_serves_every_rounds_ppm_with_ctranslate2():
+    prof = load_profile("tiny", quick=True)
+    entry = prof.ppm_at("/runs/round-3/ppm")
+    assert (entry.backend, entry.path, entry.create_with) == (
+        "ctranslate2",
+        "/runs/round-3/ppm",
+        None,
+    )

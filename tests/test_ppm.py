@@ -12,28 +12,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rstar.format import build_prompt
 from rstar.models import PPM_SCALE, ModelLoadError, PPMScorer, RewardBackend
-from rstar.toy.model import build_tiny_llama
-from tests.tiny_models import tiny_checkpoint, tiny_tokenizer
-
-STEP_1 = "<code>\n# Step 1: add\nx = 2 + 3\n<end_of_step>"
-STEP_2 = "\n# Now print the final answer\nprint(x)\n<end_of_code>"
-PAIRS = [
-    ("What is 2 plus 3?", STEP_1),
-    ("What is 2 plus 3?", STEP_1 + STEP_2 + "\n<output>5<end_of_output>"),
-    ("Compute 7 times 6, then subtract 2.", "<code>\n# Step 1: multiply\ny = 7 * 6\n<end_of_step>"),
-]
-
-
-@pytest.fixture(scope="module")
-def ppm_dir(tmp_path_factory) -> Path:
-    tok = tiny_tokenizer([build_prompt(q) + p for q, p in PAIRS])
-    model = build_tiny_llama(tok, hidden=32, layers=2, max_positions=128, classifier=True)
-    with torch.no_grad():
-        model.score.weight.mul_(40.0)  # raw scores of a few units, so tanh(raw / 5) bends
-    path = tmp_path_factory.mktemp("ppm")
-    tok.save_pretrained(path)
-    model.save_pretrained(path)
-    return path
+from tests.tiny_models import PPM_PAIRS as PAIRS
+from tests.tiny_models import tiny_checkpoint
 
 
 def _raw_alone(path: Path, text: str, keep_last: int | None = None) -> float:

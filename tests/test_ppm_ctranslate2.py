@@ -20,7 +20,7 @@ from rstar.models import (
 )
 from rstar.models.conversion import cache_dir
 from rstar.toy.model import build_tiny_llama
-from tests.test_ppm import PAIRS, ppm_dir  # noqa: F401  (the fixture)
+from tests.tiny_models import PPM_PAIRS as PAIRS
 from tests.tiny_models import tiny_tokenizer
 
 # texts of many lengths: the pairs, each cut at several places
@@ -29,7 +29,7 @@ TEXTS = [
 ]
 
 
-def test_scores_are_the_references_on_texts_of_every_length(ppm_dir):  # noqa: F811
+def test_scores_are_the_references_on_texts_of_every_length(ppm_dir):
     reference = TransformersRewardBackend(ppm_dir, batch_size=3, progress=False)
     fast = CTranslate2RewardBackend(ppm_dir, batch_size=3, progress=False)
     want = reference.raw_scores(TEXTS)
@@ -38,7 +38,7 @@ def test_scores_are_the_references_on_texts_of_every_length(ppm_dir):  # noqa: F
     assert fast.raw_scores([]) == []
 
 
-def test_a_small_logits_budget_scores_one_text_at_a_time_and_the_same(ppm_dir):  # noqa: F811
+def test_a_small_logits_budget_scores_one_text_at_a_time_and_the_same(ppm_dir):
     fast = CTranslate2RewardBackend(ppm_dir, batch_size=8, progress=False)
     lengths = [10, 20, 30, 40]
     # 2 texts of 20 tokens over a vocabulary of V: 2 * 20 * V * 4 bytes of logits
@@ -52,7 +52,7 @@ def test_a_small_logits_budget_scores_one_text_at_a_time_and_the_same(ppm_dir): 
     assert alone.raw_scores(TEXTS) == pytest.approx(fast.raw_scores(TEXTS), abs=1e-5)
 
 
-def test_long_text_keeps_its_end_as_the_reference_does(ppm_dir, caplog):  # noqa: F811
+def test_long_text_keeps_its_end_as_the_reference_does(ppm_dir, caplog):
     reference = TransformersRewardBackend(ppm_dir, max_length=20, progress=False)
     fast = CTranslate2RewardBackend(ppm_dir, max_length=20, progress=False)
     with caplog.at_level(logging.WARNING, logger="rstar.models.loading"):
@@ -61,7 +61,7 @@ def test_long_text_keeps_its_end_as_the_reference_does(ppm_dir, caplog):  # noqa
     assert "tokens" in caplog.text  # the cut is logged, as for the reference
 
 
-def test_the_conversion_is_cached_beside_the_checkpoint(ppm_dir):  # noqa: F811
+def test_the_conversion_is_cached_beside_the_checkpoint(ppm_dir):
     first = CTranslate2RewardBackend(ppm_dir, progress=False)
     second = CTranslate2RewardBackend(ppm_dir, progress=False)
     assert first.model_dir == second.model_dir
@@ -88,7 +88,7 @@ def test_a_qwen2_classifier_scores_as_the_reference_does(tmp_path):
     assert got == pytest.approx(want, abs=1e-4)
 
 
-def test_the_profile_entry_serves_the_ppm_with_ctranslate2(ppm_dir):  # noqa: F811
+def test_the_profile_entry_serves_the_ppm_with_ctranslate2(ppm_dir):
     entry = ModelConfig(backend="ctranslate2", path=str(ppm_dir), batch_size=4)
     scorer = ppm_scorer(entry.model_copy(update={"extra": {"scale": 0.5}}))
     assert isinstance(scorer, PPMScorer) and scorer.scale == 0.5

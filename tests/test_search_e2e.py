@@ -13,10 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from rstar.cli import app
-from rstar.config import SearchConfig
+from rstar.config import Profile, SearchConfig
 from rstar.models import TransformersBackend
 from rstar.search import MCTS, SearchProblem, Tree
 from rstar.search.records import trees_to_table
+from rstar.solve import Solution, solve
 from rstar.store import Catalog, write_shard
 from rstar.toy.bootstrap import bootstrap, training_problems
 from rstar.toy.config import ToyWorldConfig
@@ -104,3 +105,24 @@ def test_rstar_solve_prints_the_answer_and_writes_the_tree_page(policy, tmp_path
     nodes = int(re.search(r"search tree \((\d+) nodes\)", result.output).group(1))
     dom = parse(dump_dom(page, tmp_path))
     assert len(rows(dom)) == nodes
+
+
+def test_solve_uses_the_profiles_ppm_only_when_its_checkpoint_exists(policy, tmp_path) -> None:
+    [learnt] = training_problems(WORLD, MEMORISE)
+
+    def solved_with(ppm_path) -> Solution:
+        prof = Profile.model_validate(
+            {
+                "name": "solve-test",
+                "policy": {"path": str(policy), "batch_size": 16},
+                "ppm": {"path": str(ppm_path)},  # the policy loads as a PPM with a new head
+                "search": {"rollouts": 2, "candidates": 2, "max_new_tokens": 200, "seed": 1},
+                "sandbox": {"timeout": 5.0, "workers": 2},
+            }
+        )
+        return solve(learnt.question, prof, progress=False)
+
+    scored = [n.ppm_score for n in solved_with(policy).tree if n.parent is not None]
+    assert scored and all(s is not None for s in scored)
+    unscored = [n.ppm_score for n in solved_with(tmp_path / "no-ppm").tree]
+    assert unscored and all(s is None for s in unscored)  # no PPM yet: solved without one

@@ -69,3 +69,26 @@ def make_bigram(model: LlamaForCausalLM, transitions: Mapping[int, int]) -> Llam
         embed[source, dim] = 1.0
         head[target, dim] = 10.0
     return model
+
+
+# (question, partial trajectory) pairs a tiny PPM scores (tests/test_ppm*.py)
+_STEP_1 = "<code>\n# Step 1: add\nx = 2 + 3\n<end_of_step>"
+_STEP_2 = "\n# Now print the final answer\nprint(x)\n<end_of_code>"
+PPM_PAIRS = [
+    ("What is 2 plus 3?", _STEP_1),
+    ("What is 2 plus 3?", _STEP_1 + _STEP_2 + "\n<output>5<end_of_output>"),
+    ("Compute 7 times 6, then subtract 2.", "<code>\n# Step 1: multiply\ny = 7 * 6\n<end_of_step>"),
+]
+
+
+def tiny_ppm(path: Path) -> Path:
+    """A tiny Llama sequence classifier (a PPM) over ``PPM_PAIRS``' texts, saved to ``path``."""
+    from rstar.format import build_prompt
+
+    tok = tiny_tokenizer([build_prompt(q) + p for q, p in PPM_PAIRS])
+    model = build_tiny_llama(tok, hidden=32, layers=2, max_positions=128, classifier=True)
+    with torch.no_grad():
+        model.score.weight.mul_(40.0)  # raw scores of a few units, so tanh(raw / 5) bends
+    tok.save_pretrained(path)
+    model.save_pretrained(path)
+    return path

@@ -32,13 +32,13 @@ def generation_backend(entry: ModelConfig) -> GenerationBackend:
 def ppm_scorer(entry: ModelConfig) -> PPMScorer:
     """The PPM an entry describes: transformers, or ctranslate2 for small models on a CPU
     (``extra`` may set ``scale``; the rest of it goes to the backend)."""
-    options = dict(entry.extra)
-    scale = {"scale": options.pop("scale")} if "scale" in options else {}
     if entry.backend == "transformers":
         return PPMScorer(
-            entry.path, device=entry.device, batch_size=entry.batch_size, **scale, **options
+            entry.path, device=entry.device, batch_size=entry.batch_size, **entry.extra
         )
     if entry.backend == "ctranslate2":
+        options = dict(entry.extra)
+        scale = {"scale": options.pop("scale")} if "scale" in options else {}
         backend = CTranslate2RewardBackend(entry.path, entry.device, entry.batch_size, **options)
         return PPMScorer(backend, **scale)
     raise ValueError(
