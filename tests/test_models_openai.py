@@ -9,6 +9,7 @@ number of choices per response, to hide ``stop_reason`` and to take its time.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import socket
@@ -22,6 +23,7 @@ import pytest
 
 from rstar.format import STEP_END
 from rstar.models import Completion, GenerationParams, OpenAIBackend, OpenAIRequestError
+from rstar.models.openai_backend import retry_after
 
 
 @dataclass
@@ -41,6 +43,7 @@ class ServerState:
     report_stop_reason: bool = True
     honour_logprobs: bool = True
     delay: float = 0.0
+    retry_after: str | None = None  # the Retry-After header of failed responses
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -74,6 +77,8 @@ class Handler(BaseHTTPRequestHandler):
     def _reply(self, status: int, payload: dict | str) -> None:
         data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
         self.send_response(status)
+        if status != 200 and STATE.retry_after is not None:
+            self.send_header("Retry-After", STATE.retry_after)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -99,7 +104,8 @@ class Handler(BaseHTTPRequestHandler):
             count = min(body["n"], STATE.max_choices or body["n"])
             choices = [_sample(prompt, body, body.get("seed"), i, chat) for i in range(count)]
             tokens = sum(len(c["message"]["content"] if chat else c["text"]) for c in choices)
-            self._reply(200, {"choices": choices, "usage": {"completion_tokens": tokens}})
+            usage = {"prompt_tokens": len(prompt), "completion_tokens": tokens}
+            self._reply(200, {"choices": choices, "usage": usage})
         finally:
             with STATE.lock:
                 STATE.in_flight -= 1
@@ -276,3 +282,59 @@ def test_api_key_from_environment(server_url, state, monkeypatch):
         backend.generate(["k"], GenerationParams())
     assert state.requests[0].headers["Authorization"] == "Bearer sekrit"
     assert "Authorization" not in state.requests[1].headers
+
+
+def test_retry_after_is_honoured_over_the_backoff(server_url, state):
+    state.fail_first, state.retry_after = [429], "0.6"
+    with _backend(server_url, backoff_base=0.01) as backend:
+        backend.generate(["r"], GenerationParams(seed=0))
+    first, second = (r.at for r in state.requests)
+    assert second - first >= 0.6  # the backoff alone would have waited 0.01 s
+
+
+def test_retry_after_values():
+    assert retry_after("7") == 7.0
+    assert retry_after("1.5") == 1.5
+    assert retry_after("-3") == 0.0
+    assert retry_after(None) is None and retry_after("soon") is None
+    in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+    assert 58 <= retry_after(in_a_minute) <= 60
+    assert retry_after(email.utils.formatdate(time.time() - 60, usegmt=True)) == 0.0
+
+
+def test_the_deadline_stops_a_retry_the_server_asks_to_wait_for(server_url, state):
+    state.always_status, state.retry_after = 503, "30"
+    start = time.monotonic()
+    with (
+        _backend(server_url, deadline=2.0, max_retries=5) as backend,
+        pytest.raises(OpenAIRequestError, match=r"HTTP 503 after 1 attempt.*deadline of 2 s") as e,
+    ):
+        backend.generate(["r"], GenerationParams())
+    assert time.monotonic() - start < 1.5  # it did not sleep 30 s to find out
+    assert len(state.requests) == 1 and e.value.status == 503
+
+
+def test_the_deadline_bounds_a_slow_server(server_url, state):
+    state.delay = 1.5  # each answer comes after 1.5 s; the deadline is 1 s
+    start = time.monotonic()
+    with (
+        _backend(server_url, deadline=1.0, max_retries=5, backoff_base=0.05) as backend,
+        pytest.raises(OpenAIRequestError, match=r"ReadTimeout.*deadline of 1 s"),
+    ):
+        backend.generate(["r"], GenerationParams())
+    assert time.monotonic() - start < 1.4
+
+
+def test_usage_sums_the_tokens_the_server_reports(server_url, state):
+    state.fail_first = [429]
+    prompts = ["ab", "cde", "f"]
+    with _backend(server_url) as backend:
+        out = backend.generate(prompts, GenerationParams(n=2, seed=0))
+        usage = backend.usage
+    completion = sum(len(c.text) - len(STEP_END) for group in out for c in group)
+    assert usage == {
+        "requests": 3,
+        "retries": 1,
+        "prompt_tokens": len("abcdef"),
+        "completion_tokens": completion,
+    }

@@ -49,6 +49,7 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         prompt = body["messages"][0]["content"]
         self.server.requests.append(prompt)
+        self.server.headers.append(dict(self.headers))
         if prompt.startswith(WRITE):
             seed = prompt.removeprefix(WRITE)
             texts = [SEEDS.get(seed, seed.replace("Seed", "New problem"))] * body["n"]
@@ -72,7 +73,7 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.requests = []
+    httpd.requests, httpd.headers = [], []
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd
@@ -150,6 +151,11 @@ def test_rerun_skips_judged_candidates(tmp_path, backend, server):
     assert "New problem 8?" in resumed.problems["question"].to_pylist()
 
 
+def _table_text(output: str) -> str:
+    """A rich table's rows as plain words: borders dropped, spaces collapsed."""
+    return " ".join(output.replace("│", " ").split())
+
+
 def test_synthesize_command_writes_the_kept_problems_and_resumes(tmp_path, server):
     seeds = tmp_path / "seeds.jsonl"
     seeds.write_text(
@@ -162,9 +168,27 @@ def test_synthesize_command_writes_the_kept_problems_and_resumes(tmp_path, serve
         "--problem-prompt", WRITE + "{question}", "--solve-prompt", SOLVE + "{question}",
         "--out", str(out), "--run-dir", str(tmp_path),
     ]  # fmt: skip
-    run = CliRunner().invoke(app, command)
+    dry = CliRunner().invoke(app, [*command, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert server.requests == []  # a dry run sends nothing
+    # 3 seeds: 3 requests write 1 problem each, 3 solve them with 10 samples each
+    for row in (
+        "candidates to judge 3",
+        "requests that write problems 3",
+        "requests that solve them (at most) 3",
+        "completions asked for (at most) 33",
+        f"completion tokens (at most) {33 * 2048}",
+    ):
+        assert row in _table_text(dry.output), (row, dry.output)
+    run = CliRunner(env={"RSTAR_TEST_KEY": "sekrit-123"}).invoke(
+        app, [*command, "--api-key-env", "RSTAR_TEST_KEY"]
+    )
     assert run.exit_code == 0, run.output
     assert "3 candidates judged now" in run.output and "2 kept" in run.output
+    # the server reports 10 completion tokens per response and no prompt tokens
+    assert "spent: 6 requests (0 retries), 0 prompt and 60 completion tokens" in run.output
+    assert "sekrit" not in run.output
+    assert server.headers[0]["Authorization"] == "Bearer sekrit-123"
     kept = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(row["question"], row["answer"], row["source"]) for row in kept] == [
         ("New problem 1?", "6", "synthetic"),  # 7 of 10 agree
@@ -173,6 +197,8 @@ def test_synthesize_command_writes_the_kept_problems_and_resumes(tmp_path, serve
     requests = len(server.requests)
     again = CliRunner().invoke(app, command)
     assert again.exit_code == 0 and "0 candidates judged now" in again.output
+    dry = CliRunner().invoke(app, [*command, "--dry-run"])
+    assert "candidates to judge 0" in _table_text(dry.output)
     assert len(server.requests) == requests
     with Catalog(StoreLayout.for_run(tmp_path), read_only=True) as catalog:
         audit = catalog.sql(

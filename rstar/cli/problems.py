@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -11,6 +12,9 @@ from rstar.cli.console import console, fail, profile_or_exit
 from rstar.problems.layouts import FORMATS, choose_format
 from rstar.problems.loading import LoadResult, ProblemSource, load_problems
 from rstar.problems.readers import SourceError
+
+if TYPE_CHECKING:
+    from rstar.problems.synthesis import SynthesisPlan
 
 problems_app = typer.Typer(
     help="Math problems in: load files into the run's store, synthesize new ones.",
@@ -128,6 +132,12 @@ def synthesize(
     decontaminate: list[str] | None = DECONTAMINATE,
     no_decontaminate: bool = NO_DECONTAMINATE,
     ngram: int = NGRAM,
+    api_key_env: str = typer.Option(
+        "OPENAI_API_KEY", help="environment variable holding the API key (never printed)"
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="print the model calls this would make, at most, and stop"
+    ),
     profile: str = PROFILE,
     run_dir: Path | None = RUN_DIR,
 ) -> None:
@@ -137,7 +147,7 @@ def synthesize(
     `evolve.problems.files`, which is decontaminated when a round loads it."""
     from rstar.curate.export import write_json
     from rstar.models import OpenAIBackend
-    from rstar.problems.synthesis import SynthesisConfig
+    from rstar.problems.synthesis import SynthesisConfig, plan
     from rstar.problems.synthesis import synthesize as run_synthesis
     from rstar.store import Catalog, StoreLayout
 
@@ -151,10 +161,19 @@ def synthesize(
             min_agree=min_agree,
             **{name: text for name, text in prompts.items() if text is not None},
         )
-        backend = OpenAIBackend(base_url, model, api=api)  # type: ignore[arg-type]
+        backend = OpenAIBackend(
+            base_url,
+            model,
+            api=api,  # type: ignore[arg-type]
+            api_key_env=api_key_env,
+        )
     except ValueError as exc:
         raise fail(exc) from exc
     layout = StoreLayout.for_run(prof.run_dir)
+    if dry_run:
+        backend.close()
+        _print_plan(plan(loaded.problems, layout, config), base_url)
+        return
     with backend:
         result = run_synthesis(loaded.problems, backend, layout, config)
     out = out or Path(prof.run_dir) / "problems" / "synthetic.jsonl"
@@ -165,3 +184,19 @@ def synthesize(
         f"{len(result.records)} in all; {len(result.problems)} kept -> {out}"
     )
     console.print(f"audit: SELECT * FROM synthesis (in {layout.catalog_path})")
+    if result.usage is not None:
+        console.print(
+            "spent: {requests} requests ({retries} retries), {prompt_tokens} prompt and "
+            "{completion_tokens} completion tokens".format(**result.usage)
+        )
+
+
+def _print_plan(planned: SynthesisPlan, base_url: str) -> None:
+    table = Table(title=f"dry run: nothing sent to {base_url}", show_header=False)
+    table.add_row("seeds with candidates to judge", str(planned.seeds))
+    table.add_row("candidates to judge", str(planned.candidates))
+    table.add_row("requests that write problems", str(planned.write_requests))
+    table.add_row("requests that solve them (at most)", str(planned.solve_requests))
+    table.add_row("completions asked for (at most)", str(planned.samples))
+    table.add_row("completion tokens (at most)", str(planned.max_completion_tokens))
+    console.print(table)

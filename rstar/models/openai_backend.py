@@ -1,8 +1,12 @@
 """Generation through an OpenAI-compatible HTTP server (``/completions`` or ``/chat/completions``).
 
 One request per prompt asks for all ``n`` samples; a server that returns fewer gets further
-requests for the rest. Requests run in a thread pool of ``max_concurrency``; 429, 5xx and
-connection errors are retried with exponential backoff, anything else fails at once.
+requests for the rest. Requests run in a thread pool of ``max_concurrency``; 408, 409, 429,
+5xx and connection errors are retried, after the wait the server asks for in ``Retry-After``
+or else with exponential backoff, anything else fails at once. A request (its retries and
+waits included) gives up at its ``deadline``. The tokens the server reports in ``usage`` are
+summed per backend (``OpenAIBackend.usage``), so that a run against a paid API knows what it
+spent.
 
 The OpenAI API drops the stop string that ended a completion and does not say which one it
 was; vLLM's server adds a ``stop_reason`` field, which is used to put it back. Without it
@@ -12,10 +16,13 @@ from the sampled tokens' logprobs (requested for that when ``n > 1``), else from
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import httpx
@@ -35,6 +42,33 @@ class OpenAIRequestError(RuntimeError):
         super().__init__(message)
         self.status = status
         self.body = body
+
+
+@dataclass
+class Usage:
+    """What a backend has spent so far: answered requests, retries, and the tokens the
+    server reported in ``usage`` (0 where it reports none)."""
+
+    requests: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); None
+    when it is absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def request_payload(
@@ -105,8 +139,10 @@ class OpenAIBackend:
     ``extra_body`` is merged into every request, e.g. vLLM's
     ``{"skip_special_tokens": False, "include_stop_str_in_output": True}``.
     ``timeout`` (seconds) applies to connecting, sending and each read. A failed request is
-    retried up to ``max_retries`` times; retry k waits ``min(backoff_max, backoff_base *
-    2**(k-1))`` seconds first.
+    retried up to ``max_retries`` times; retry k waits what the response's ``Retry-After``
+    says, else ``min(backoff_max, backoff_base * 2**(k-1))`` seconds. ``deadline`` (seconds,
+    None for none) bounds one request with its retries and waits: a request that cannot
+    finish within it fails with the last error.
     """
 
     def __init__(
@@ -122,6 +158,7 @@ class OpenAIBackend:
         backoff_max: float = 60.0,
         max_concurrency: int = 8,
         extra_body: dict[str, Any] | None = None,
+        deadline: float | None = 900.0,
     ) -> None:
         if api not in ("completions", "chat"):
             raise ValueError(f"api must be 'completions' or 'chat', got {api!r}")
@@ -129,7 +166,11 @@ class OpenAIBackend:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        if deadline is not None and deadline <= 0:
+            raise ValueError(f"deadline must be > 0 seconds or None, got {deadline}")
         self.model = model
+        self.timeout = timeout
+        self.deadline = deadline
         self.api: Api = api
         self.max_retries = max_retries
         self.backoff_base = backoff_base
@@ -146,6 +187,24 @@ class OpenAIBackend:
             limits=httpx.Limits(max_connections=max_concurrency),
         )
         self._warned_unidentified_stop = False
+        self._usage = Usage()
+        self._usage_lock = threading.Lock()
+
+    @property
+    def usage(self) -> dict[str, int]:
+        """A snapshot of what this backend has spent (``Usage``'s fields)."""
+        with self._usage_lock:
+            return asdict(self._usage)
+
+    def _count(self, *, retries: int = 0, data: dict[str, Any] | None = None) -> None:
+        reported = (data or {}).get("usage") or {}
+        with self._usage_lock:
+            self._usage.retries += retries
+            if data is not None:
+                self._usage.requests += 1
+                for name in ("prompt_tokens", "completion_tokens"):
+                    if isinstance(reported.get(name), int):
+                        setattr(self._usage, name, getattr(self._usage, name) + reported[name])
 
     def close(self) -> None:
         self._client.close()
@@ -186,28 +245,51 @@ class OpenAIBackend:
             samples.extend(got)
         return samples[: params.n]
 
+    def _backoff(self, retry: int) -> float:
+        return min(self.backoff_max, self.backoff_base * 2 ** (retry - 1))
+
+    def _remaining(self, started: float, error: OpenAIRequestError, wait: float = 0.0) -> float:
+        """Seconds left of the request's deadline after ``wait``; raises when none are."""
+        if self.deadline is None:
+            return self.timeout
+        left = self.deadline - (time.monotonic() - started) - wait
+        if left <= 0:
+            raise OpenAIRequestError(
+                f"{error} -- gave up: the request's deadline of {self.deadline:g} s "
+                f"(OpenAIBackend deadline) leaves no time for another attempt",
+                status=error.status,
+                body=error.body,
+            )
+        return min(self.timeout, left)
+
     def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
         error = OpenAIRequestError(f"POST {self.url}: no attempt made")
+        started, wait = time.monotonic(), 0.0
         for attempt in range(self.max_retries + 1):
+            timeout = self._remaining(started, error, wait)
             if attempt:
-                time.sleep(min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+                time.sleep(wait)
+                self._count(retries=1)
             try:
-                response = self._client.post(self.url, json=payload)
+                response = self._client.post(self.url, json=payload, timeout=timeout)
             except httpx.TransportError as exc:
                 error = OpenAIRequestError(
                     f"POST {self.url} failed after {attempt + 1} attempt(s): "
                     f"{type(exc).__name__}: {exc}"
                 )
+                wait = self._backoff(attempt + 1)
                 continue
             if response.is_success:
                 try:
-                    return response.json()
+                    data = response.json()
                 except ValueError as exc:
                     raise OpenAIRequestError(
                         f"POST {self.url} returned a body that is not JSON: {response.text[:2000]}",
                         status=response.status_code,
                         body=response.text,
                     ) from exc
+                self._count(data=data)
+                return data
             error = OpenAIRequestError(
                 f"POST {self.url} failed with HTTP {response.status_code} after {attempt + 1} "
                 f"attempt(s): {response.text[:2000]}",
@@ -216,4 +298,6 @@ class OpenAIBackend:
             )
             if response.status_code not in RETRY_STATUSES:
                 break
+            asked = retry_after(response.headers.get("retry-after"))
+            wait = self._backoff(attempt + 1) if asked is None else asked
         raise error

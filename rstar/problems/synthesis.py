@@ -10,7 +10,8 @@ Every judged candidate is written for audit (``SYNTHESIS_SCHEMA``: the answers, 
 the verdict) as one Parquet part per batch under ``<store>/synthesis/`` (the catalog's
 ``synthesis`` view). A rerun reads those parts and skips every candidate slot already
 judged, so an interrupted run resumes and a finished one costs no model call.
-Any ``GenerationBackend`` works (``OpenAIBackend`` for a GPT-4-class server).
+Any ``GenerationBackend`` works (``OpenAIBackend`` for a GPT-4-class server). ``plan`` says
+how many model calls a run will make at most before any is made (a dry run).
 """
 
 from __future__ import annotations
@@ -80,6 +81,20 @@ class SynthesisResult:
     problems: pa.Table  # every kept problem so far (PROBLEM_SCHEMA), this run's and earlier
     records: pa.Table  # every judged candidate so far (SYNTHESIS_SCHEMA)
     judged: int  # candidates judged by this call
+    usage: dict[str, int] | None = None  # what the backend spent, when it counts (OpenAIBackend)
+
+
+@dataclass(frozen=True)
+class SynthesisPlan:
+    """The model calls a synthesis run will make at most; candidates judged before are not
+    counted (they are skipped)."""
+
+    seeds: int  # seeds with candidates still to judge
+    candidates: int  # candidate slots still to judge
+    write_requests: int  # one per such seed: its new problems
+    solve_requests: int  # at most one per candidate (none for an empty or repeated one)
+    samples: int  # completions asked for, at most
+    max_completion_tokens: int  # samples x max_new_tokens: the worst case
 
 
 @dataclass(frozen=True)
@@ -194,6 +209,40 @@ def _judge_batch(
     return rows
 
 
+def _pending(
+    seeds: pa.Table, previous: pa.Table, config: SynthesisConfig
+) -> list[tuple[str, str, list[int]]]:
+    """(seed id, seed question, the candidate slots k still to judge) of every seed with any."""
+    done = set(previous["candidate_id"].to_pylist())
+    pending = []
+    for seed_id, question in zip(
+        seeds["problem_id"].to_pylist(), seeds["question"].to_pylist(), strict=True
+    ):
+        ks = [k for k in range(config.new_per_seed) if f"{seed_id}:{k}" not in done]
+        if ks:
+            pending.append((seed_id, question, ks))
+    return pending
+
+
+def plan(
+    seeds: pa.Table, store: StoreLayout | str | Path, config: SynthesisConfig | None = None
+) -> SynthesisPlan:
+    """What ``synthesize`` with these arguments would ask the model for, at most."""
+    config = config or SynthesisConfig()
+    layout = store if isinstance(store, StoreLayout) else StoreLayout(Path(store))
+    pending = _pending(seeds, _read_records(layout.synthesis_dir), config)
+    candidates = sum(len(ks) for _, _, ks in pending)
+    samples = len(pending) * config.new_per_seed + candidates * config.num_solutions
+    return SynthesisPlan(
+        seeds=len(pending),
+        candidates=candidates,
+        write_requests=len(pending),
+        solve_requests=candidates,
+        samples=samples,
+        max_completion_tokens=samples * config.max_new_tokens,
+    )
+
+
 def synthesize(
     seeds: pa.Table,
     backend: GenerationBackend,
@@ -209,17 +258,10 @@ def synthesize(
     config = config or SynthesisConfig()
     layout = store if isinstance(store, StoreLayout) else StoreLayout(Path(store))
     previous = _read_records(layout.synthesis_dir)
-    done = set(previous["candidate_id"].to_pylist())
     known = set(seeds["problem_id"].to_pylist()) | {
         pid for pid in previous["problem_id"].to_pylist() if pid is not None
     }
-    pending = []
-    for seed_id, question in zip(
-        seeds["problem_id"].to_pylist(), seeds["question"].to_pylist(), strict=True
-    ):
-        ks = [k for k in range(config.new_per_seed) if f"{seed_id}:{k}" not in done]
-        if ks:
-            pending.append((seed_id, question, ks))
+    pending = _pending(seeds, previous, config)
     judged = []
     batches = range(0, len(pending), config.batch_size)
     for start in tqdm(batches, desc="synthesis batches", disable=not progress):
@@ -232,4 +274,7 @@ def synthesize(
         atomic_write(layout.synthesis_dir / f"part-{name}.parquet", partial(pq.write_table, table))
         judged.append(table)
     records = pa.concat_tables([previous, *judged])
-    return SynthesisResult(_kept_problems(records), records, sum(len(t) for t in judged))
+    usage = getattr(backend, "usage", None)
+    return SynthesisResult(
+        _kept_problems(records), records, sum(len(t) for t in judged), usage=usage
+    )
