@@ -14,6 +14,7 @@ from rstar.cli.console import console, fail
 from rstar.cli.curate import curate_app
 from rstar.cli.evaluate import benchmarks_command, eval_command
 from rstar.cli.problems import problems_app
+from rstar.cli.serve import serve_command
 from rstar.cli.stack import stack_app
 from rstar.cli.toy import toy_app
 from rstar.cli.train import train_command
@@ -27,6 +28,7 @@ app.add_typer(stack_app, name="stack")
 app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("benchmarks")(benchmarks_command)
+app.command("serve")(serve_command)
 
 
 @app.command()
