@@ -27,6 +27,7 @@ CONFIG = SynthesisConfig(
 SEEDS = {f"Seed {i}?": f"New problem {i}?" for i in range(1, 6)}
 SEEDS["Seed 6?"] = "Seed 6?"  # the model copies its seed
 SEEDS["Seed 7?"] = "   "  # the model writes nothing
+SEEDS["Seed 9?"] = "New problem 9? And then CUT"  # runs out of tokens (finish_reason length)
 DISTINCT = [str(100 + i) for i in range(10)]
 ANSWERS = {  # per new problem, the final answers of its 10 sampled solutions
     "New problem 1?": ["6"] * 7 + ["5"] * 3,
@@ -55,8 +56,14 @@ class Handler(BaseHTTPRequestHandler):
             texts = [SEEDS.get(seed, seed.replace("Seed", "New problem"))] * body["n"]
         else:
             texts = [solution(a) for a in ANSWERS[prompt.removeprefix(SOLVE)]][: body["n"]]
+        stop = (body.get("stop") or [None])[0]  # the stop string that ended it, if any
         choices = [
-            {"index": i, "message": {"content": t}, "finish_reason": "stop", "stop_reason": None}
+            {
+                "index": i,
+                "message": {"content": t},
+                "finish_reason": "length" if t.endswith("CUT") else "stop",
+                "stop_reason": None if t.endswith("CUT") else stop,
+            }
             for i, t in enumerate(texts)
         ]
         data = json.dumps({"choices": choices, "usage": {"completion_tokens": 10}}).encode()
@@ -149,6 +156,20 @@ def test_rerun_skips_judged_candidates(tmp_path, backend, server):
     assert resumed.judged == lost.num_rows + 1
     assert len(resumed.records) == 8
     assert "New problem 8?" in resumed.problems["question"].to_pylist()
+
+
+def test_written_problems_lose_their_stop_string_and_cut_off_ones_are_not_kept(
+    tmp_path, backend, server
+):
+    config = CONFIG.model_copy(update={"problem_stop": ("<eop>",)})
+    result = synthesize(seeds("Seed 1?", "Seed 9?"), backend, tmp_path, config, progress=False)
+    records = {r["seed_problem_id"]: r for r in result.records.to_pylist()}
+    # the server ended the problem at "<eop>" (the client puts it back, synthesis drops it)
+    assert records[problem_id("Seed 1?")]["question"] == "New problem 1?"
+    assert records[problem_id("Seed 1?")]["kept"]
+    cut = records[problem_id("Seed 9?")]
+    assert (cut["kept"], cut["reason"]) == (False, "cut off: no end within max_new_tokens (2048)")
+    assert sum(r.startswith(SOLVE) for r in server.requests) == 1  # the cut one is not solved
 
 
 def _table_text(output: str) -> str:

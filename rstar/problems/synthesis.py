@@ -65,6 +65,9 @@ class SynthesisConfig(BaseModel):
     temperature: float = Field(1.0, ge=0.0, description="when writing problems")
     solve_temperature: float = Field(0.7, ge=0.0, description="when sampling solutions")
     max_new_tokens: int = Field(2048, gt=0)
+    problem_stop: tuple[str, ...] = Field(
+        (), description="stop strings that end a written problem (dropped from its text)"
+    )
     batch_size: int = Field(64, gt=0, description="seeds per batch (one audit file each)")
     seed: int | None = None
 
@@ -143,12 +146,14 @@ def _kept_problems(records: pa.Table) -> pa.Table:
     )
 
 
-def _params(config: SynthesisConfig, n: int, temperature: float) -> GenerationParams:
+def _params(
+    config: SynthesisConfig, n: int, temperature: float, stop: tuple[str, ...] = ()
+) -> GenerationParams:
     return GenerationParams(
         n=n,
         temperature=temperature,
         max_new_tokens=config.max_new_tokens,
-        stop=(),
+        stop=stop,
         seed=config.seed,
     )
 
@@ -163,12 +168,13 @@ def _judge_batch(
     to judge) per seed); ``known`` (ids that are not new) grows with every new question."""
     written = backend.generate(
         [config.problem_prompt.replace("{question}", question) for _, question, _ in slots],
-        _params(config, config.new_per_seed, config.temperature),
+        _params(config, config.new_per_seed, config.temperature, config.problem_stop),
     )
     rows, to_solve = [], []
     for (seed_id, _, ks), completions in zip(slots, written, strict=True):
         for k in ks:
-            question = completions[k].text.strip()
+            written = completions[k]
+            question = written.text.removesuffix(written.stop or "").strip()
             pid = problem_id(question) if question else None
             row = {
                 "candidate_id": f"{seed_id}:{k}",
@@ -183,6 +189,8 @@ def _judge_batch(
             }
             if pid is None:
                 row["reason"] = "the model wrote no problem"
+            elif written.truncated:
+                row["reason"] = f"cut off: no end within max_new_tokens ({config.max_new_tokens})"
             elif pid in known:
                 row["reason"] = "not new: same question as a seed or an earlier candidate"
             else:

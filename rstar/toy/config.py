@@ -92,12 +92,34 @@ class BootstrapConfig(Settings):
         return self
 
 
+class TeacherConfig(Settings):
+    """The toy teacher (``rstar toy teacher``): the base policy fine-tuned to write a new
+    problem like a seed and to solve levels 1-4 from gold solutions. It stands in for GPT-4
+    behind an OpenAI-compatible server (``rstar serve``): a stronger model than the base that
+    still makes mistakes, so that synthesis's agreement filter has real work to do."""
+
+    seed: int = Field(0, description="seed of the data order")
+    write_per_level: dict[int, int] = Field(
+        {1: 500, 2: 1000, 3: 1000, 4: 1000},
+        description="(seed, new problem) pairs per level: two train-pool problems of a level",
+    )
+    solve_per_level: dict[int, int] = Field(
+        {1: 500, 2: 1000, 3: 1000, 4: 1000},
+        description="train-pool problems per level whose gold solutions it learns",
+    )
+    epochs: float = Field(2.0, gt=0.0, description="passes over the rows")
+    learning_rate: float = Field(1e-3, gt=0.0, description="peak learning rate")
+
+
 class ToyConfig(Settings):
-    """The ``toy:`` section of a profile: the world and the base policy."""
+    """The ``toy:`` section of a profile: the world, the base policy and the teacher."""
 
     world: ToyWorldConfig = Field(
         default_factory=ToyWorldConfig, description="how toy problems are drawn"
     )
     bootstrap: BootstrapConfig = Field(
         default_factory=BootstrapConfig, description="the tiny base policy and its training"
+    )
+    teacher: TeacherConfig = Field(
+        default_factory=TeacherConfig, description="the toy teacher that synthesis asks"
     )
