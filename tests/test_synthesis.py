@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rstar.cli import app
-from rstar.models import OpenAIBackend
+from rstar.models import OpenAIBackend, OpenAIRequestError
 from rstar.problems import problem_id
 from rstar.problems.synthesis import SynthesisConfig, synthesize, vote
 from rstar.store import Catalog, StoreLayout
@@ -51,6 +51,10 @@ class Handler(BaseHTTPRequestHandler):
         prompt = body["messages"][0]["content"]
         self.server.requests.append(prompt)
         self.server.headers.append(dict(self.headers))
+        if len(self.server.requests) == getattr(self.server, "die_at", None):
+            threading.Thread(target=self.server.shutdown).start()  # the server dies here,
+            self.close_connection = True  # without answering this request
+            return
         if prompt.startswith(WRITE):
             seed = prompt.removeprefix(WRITE)
             texts = [SEEDS.get(seed, seed.replace("Seed", "New problem"))] * body["n"]
@@ -170,6 +174,46 @@ def test_written_problems_lose_their_stop_string_and_cut_off_ones_are_not_kept(
     cut = records[problem_id("Seed 9?")]
     assert (cut["kept"], cut["reason"]) == (False, "cut off: no end within max_new_tokens (2048)")
     assert sum(r.startswith(SOLVE) for r in server.requests) == 1  # the cut one is not solved
+
+
+def _serve(port: int = 0, die_at: int | None = None) -> ThreadingHTTPServer:
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    httpd.requests, httpd.headers, httpd.die_at = [], [], die_at
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def test_a_server_killed_mid_batch_resumes_without_asking_again_for_judged_candidates(
+    tmp_path,
+):
+    # batches of 3 seeds; batch 1 is 3 write and 3 solve requests; the server dies at the
+    # 8th request, while batch 2 writes its problems
+    dying = _serve(die_at=8)
+    port = dying.server_address[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    with (
+        OpenAIBackend(url, "gpt-4-test", api="chat", max_retries=0) as client,
+        pytest.raises(OpenAIRequestError, match=f"POST {url}/chat/completions failed"),
+    ):
+        synthesize(seeds(*ALL_SEEDS), client, tmp_path, CONFIG, progress=False)
+    dying.shutdown()  # (waits for the handler's shutdown to finish)
+    dying.server_close()
+    assert len(pq.ParquetDataset(StoreLayout(tmp_path).synthesis_dir).files) == 1  # batch 1
+    restarted = _serve(port)
+    try:
+        with OpenAIBackend(url, "gpt-4-test", api="chat", max_retries=0) as client:
+            result = synthesize(seeds(*ALL_SEEDS), client, tmp_path, CONFIG, progress=False)
+    finally:
+        restarted.shutdown()
+        restarted.server_close()
+    assert result.judged == 4 and len(result.records) == 7
+    # batches 2 and 3 only: 4 writes (seeds 4-7) and 2 solves (new problems 4, 5)
+    assert sorted(restarted.requests) == sorted(
+        [WRITE + f"Seed {i}?" for i in (4, 5, 6, 7)] + [SOLVE + f"New problem {i}?" for i in (4, 5)]
+    )
+    assert result.problems["question"].to_pylist() == [
+        "New problem 1?", "New problem 3?", "New problem 4?"
+    ]  # fmt: skip
 
 
 def _table_text(output: str) -> str:
