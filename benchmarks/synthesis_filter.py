@@ -1,6 +1,7 @@
 """How much the synthesis filter (>= min_agree of num_solutions answers agree) can be trusted.
 
-The toy teacher (``rstar toy teacher``) is served with ``rstar serve`` on 127.0.0.1 and
+The toy teacher (``rstar toy teacher``) is served with ``rstar serve --execute`` on
+127.0.0.1 (its solutions' programs run in the sandbox, as with a code interpreter) and
 reached over HTTP with ``OpenAIBackend``, as a round reaches GPT-4. Two measurements:
 
 1. **Label precision and yield on problems with known answers**: the teacher samples
@@ -52,7 +53,7 @@ def serve(teacher: Path, log: Path) -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "rstar", "serve", str(teacher), "--name", NAME]
+    command = [sys.executable, "-m", "rstar", "serve", str(teacher), "--name", NAME, "--execute"]
     with log.open("w") as out:
         process = subprocess.Popen(
             [*command, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT

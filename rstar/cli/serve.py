@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
 
-from rstar.cli.console import console, fail
+from rstar.cli.console import console, fail, profile_or_exit
 
 
 def serve_command(
@@ -22,6 +23,13 @@ def serve_command(
     api_key_env: str | None = typer.Option(
         None, help="environment variable holding the key clients must send (default: none)"
     ),
+    execute: bool = typer.Option(
+        False,
+        "--execute",
+        help="answer a question in the policy's prompt with solutions whose programs ran in "
+        "the sandbox, as a model with a code interpreter would (the toy teacher)",
+    ),
+    profile: str = typer.Option("tiny", help="profile whose search: and sandbox: --execute uses"),
 ) -> None:
     """Serve a model at http://HOST:PORT/v1 (completions, chat completions, models) for
     `OpenAIBackend` clients such as the synthesis stage; on GPUs use `vllm serve` instead."""
@@ -43,8 +51,17 @@ def serve_command(
     except (OSError, ValueError) as exc:
         raise fail(f"{path}: cannot serve this model with {backend}: {exc}") from exc
     served = name or Path(path).name
-    app = create_app(
-        model, served, api_key=key, count_tokens=lambda text: len(tokenizer(text).input_ids)
-    )
-    console.print(f"serving {served!r} at http://{host}:{port}/v1 (OpenAI-compatible)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+    def count_tokens(text: str) -> int:
+        return len(tokenizer(text).input_ids)
+
+    with ExitStack() as stack:
+        if execute:
+            from rstar.search.solving_backend import SolvingBackend
+
+            prof = profile_or_exit(profile)
+            sandbox = stack.enter_context(prof.sandbox.open())
+            model = SolvingBackend(model, sandbox, prof.search, count_tokens)
+        app = create_app(model, served, api_key=key, count_tokens=count_tokens)
+        console.print(f"serving {served!r} at http://{host}:{port}/v1 (OpenAI-compatible)")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
