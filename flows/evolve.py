@@ -2,7 +2,8 @@
 rounds in order.
 
     bootstrap policy (round 1) -> resolve models -> open the round's MLflow run
-      -> [base policy greedy, round 1] -> problems -> MCTS shards (mapped)
+      -> [base policy greedy, round 1] -> [synthesis seeds -> synthesis shards (mapped),
+      when the round synthesizes] -> problems -> MCTS shards (mapped)
       -> difficulty buckets -> extra rollouts on unsolved problems (mapped)
       -> SFT rows -> PPM pairs -> train policy -> train PPM
       -> benchmark (greedy, MCTS + PPM) -> register models (round-N; champion if the
@@ -24,6 +25,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from rstar.evolve.stages import GREEDY_EVAL, SEARCH_EVAL, RunSpec
 from rstar.store import SEARCH
 from tasks import evolve as t
+
+
+def spent(shards: Sequence[dict[str, int]]) -> dict[str, int]:
+    """What the synthesis shards asked the teacher for, summed (none: empty)."""
+    names = ("requests", "retries", "prompt_tokens", "completion_tokens")
+    return {name: sum(s[name] for s in shards) for name in names} if shards else {}
 
 
 def in_waves(
@@ -68,6 +75,12 @@ def evolve(
     run_id = t.open_round_run(spec, round, models)
     if round == 1:
         t.evaluate_base(spec, base, run_id)
+    synthesis = t.prepare_synthesis(spec, round)
+    synthesized = in_waves(
+        lambda shard: t.synthesize_shard.submit(spec, round, shard),
+        range(synthesis["shards"]),
+        concurrency,
+    )
     prepared = t.prepare_round(spec, round, models)
 
     def shard_task(stage: str) -> Callable[[int], PrefectFuture]:
@@ -86,6 +99,7 @@ def evolve(
     searched = t.benchmark(spec, round, SEARCH_EVAL, new_policy["path"], new_ppm["path"], run_id)
     registered = t.register_models(spec, round, new_policy["path"], new_ppm["path"], greedy, run_id)
     results = {
+        "synthesis": spent(synthesized),
         "sft": sft,
         "pairs": pairs,
         "policy": new_policy,

@@ -30,6 +30,7 @@ from pydantic import Field, ValidationError, model_validator
 from rstar.curate.config import CurationConfig
 from rstar.evaluate.config import EvalConfig
 from rstar.models.config import ModelConfig
+from rstar.problems.synthesis import SynthesisConfig
 from rstar.sandbox.config import SandboxConfig
 from rstar.search.config import SearchConfig
 from rstar.settings import ProfileError, Settings, with_overrides
@@ -174,6 +175,52 @@ class ProblemsConfig(Settings):
         return {level: counts for level in self.toy_levels}
 
 
+class SynthesisStageConfig(Settings):
+    """The ``evolve.synthesis:`` section: each round named in ``rounds`` first asks a teacher
+    behind an OpenAI-compatible server for new problems written from seed problems, keeps
+    those whose sampled solutions agree (``filter``: the paper's 3 of 10), and adds them to
+    the round's problems (docs/evolve.md, "Problem synthesis")."""
+
+    rounds: tuple[int, ...] = Field((), description="rounds that synthesize (e.g. [1, 2, 3, 4])")
+    teacher: ModelConfig = Field(
+        description="backend openai: base_url, path = the model name the server serves, "
+        "api_key_env (the key itself is never stored or logged); extra: OpenAIBackend options "
+        "(api: chat or completions, max_concurrency, deadline, ...)"
+    )
+    toy_seeds_per_level: dict[int, int] = Field(
+        default_factory=dict,
+        description="toy train problems per level used as seeds, a new slice each round",
+    )
+    seed_files: tuple[str, ...] = Field(
+        (), description="problem files or dataset ids whose questions are seeds (every round)"
+    )
+    hard_seeds: int = Field(
+        0,
+        ge=0,
+        description="up to this many of the previous round's problems left unsolved are "
+        "seeds too, so what the policy finds hard spawns new problems",
+    )
+    filter: SynthesisConfig = Field(
+        default_factory=SynthesisConfig,
+        description="prompts, solutions per problem, min_agree (rstar.problems.synthesis)",
+    )
+    shard_size: int = Field(100, gt=0, description="seeds per synthesis shard (one task each)")
+
+    @model_validator(mode="after")
+    def _http_teacher(self) -> SynthesisStageConfig:
+        if self.teacher.backend != "openai" or not self.teacher.base_url:
+            raise ValueError(
+                "synthesis.teacher must be served over HTTP: backend openai with a base_url "
+                "(`rstar serve` for a local model, `vllm serve` on GPUs, or an API)"
+            )
+        if any(r not in (1, 2, 3, 4) for r in self.rounds):
+            raise ValueError(f"synthesis.rounds must be among 1-4, got {list(self.rounds)}")
+        return self
+
+    def on(self, round: int) -> bool:
+        return round in self.rounds
+
+
 class EvolveConfig(Settings):
     """The ``evolve:`` section: the problems, the four rounds, sharding.
 
@@ -185,6 +232,9 @@ class EvolveConfig(Settings):
 
     problems: ProblemsConfig = Field(
         default_factory=ProblemsConfig, description="the problems every round searches"
+    )
+    synthesis: SynthesisStageConfig | None = Field(
+        None, description="new problems from a teacher before a round searches; None: off"
     )
     rounds: dict[int, RoundConfig] = Field(
         default_factory=_paper_rounds, description="rounds 1-4: values, search, extra search"

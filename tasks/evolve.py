@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from rstar.evolve import round_models, stages
+from rstar.evolve import round_models, round_synthesis, stages
 from rstar.evolve.round_models import RoundModels
 from rstar.evolve.stages import RunSpec
 from rstar.store import RunLayout
@@ -54,14 +54,37 @@ def evaluate_base(spec: RunSpec, base_path: str, run_id: str) -> dict[str, float
     return stages.evaluate_base(spec.load(), base_path, run_id)
 
 
+@persisted(task_run_name="prepare-synthesis-round-{round}")
+def prepare_synthesis(spec: RunSpec, round: int) -> dict[str, int]:
+    return round_synthesis.prepare_synthesis(spec.load(), round)
+
+
+@persisted(task_run_name="synthesize-round-{round}-shard-{shard}")
+def synthesize_shard(spec: RunSpec, round: int, shard: int) -> dict[str, int]:
+    """New problems from one seed shard through the teacher; a retry skips what was judged."""
+    done = round_synthesis.synthesize_shard(spec.load(), round, shard, progress=False)
+    get_run_logger().info(
+        "shard %d: %d candidates judged now from %d seeds; %d requests, %d prompt and %d "
+        "completion tokens",
+        shard,
+        done["judged"],
+        done["seeds"],
+        done["requests"],
+        done["prompt_tokens"],
+        done["completion_tokens"],
+    )
+    return done
+
+
 @persisted(task_run_name="prepare-round-{round}")
 def prepare_round(spec: RunSpec, round: int, models: RoundModels) -> dict[str, int]:
     prepared = stages.prepare_round(spec.load(), round, models)
     get_run_logger().info(
-        "round %d searches %d problems in %d shards; %d input rows left out (%d benchmark "
-        "questions): the catalog's rejects table says which and why",
+        "round %d searches %d problems (%d synthesized) in %d shards; %d input rows left out "
+        "(%d benchmark questions): the catalog's rejects table says which and why",
         round,
         prepared["problems"],
+        prepared["synthetic"],
         prepared["shards"],
         prepared["rejected"],
         prepared["contaminated"],

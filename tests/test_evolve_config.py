@@ -256,7 +256,13 @@ def test_a_round_from_problem_files_leaves_out_bad_rows_and_benchmark_questions(
     )
     prof = load_profile(path)
     prepared = prepare_round(prof, 1, round_models(prof, 1), progress=False)
-    assert prepared == {"problems": 2, "shards": 2, "rejected": 5, "contaminated": 2}
+    assert prepared == {
+        "problems": 2,
+        "shards": 2,
+        "rejected": 5,
+        "contaminated": 2,
+        "synthetic": 0,
+    }
     with Catalog(StoreLayout.for_run(tmp_path), read_only=True) as catalog:
         kept = catalog.sql("SELECT question, answer FROM problems ORDER BY answer").to_pylist()
         rejects = catalog.sql("SELECT source, line, reason FROM rejects ORDER BY line").to_pylist()

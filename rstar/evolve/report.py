@@ -20,6 +20,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from rich.table import Table
 
+from rstar.evolve.round_synthesis import synthesis_metrics
 from rstar.store import Catalog, StoreLayout
 
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -64,6 +65,9 @@ def round_metrics(
         if name in stage:  # no pair accuracy without held-out pairs
             metrics[name] = stage[name]
     metrics |= stage_results["greedy"] | stage_results["search"]
+    metrics |= synthesis_metrics(store, round)
+    spent = stage_results.get("synthesis") or {}
+    metrics |= {f"synthesis/{name}": value for name, value in spent.items()}
     if "registered" in stage_results:
         metrics["champion"] = stage_results["registered"]["champion"]
     return {k: float(v) for k, v in metrics.items()}

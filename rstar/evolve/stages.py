@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from rstar.evolve.round_problems import (
     source_problems,
     write_problems,
 )
+from rstar.evolve.round_synthesis import synthesized_problems
 from rstar.runtime import torch_threads
 from rstar.search import MCTS
 from rstar.search.records import trees_to_table
@@ -110,6 +111,10 @@ def prepare_round(
     round started."""
     layout = RunLayout(prof.run_dir)
     loaded = source_problems(prof, round, progress)
+    synthetic, contaminated = synthesized_problems(prof, round, loaded.problems)
+    if len(synthetic):
+        problems = pa.concat_tables([loaded.problems, synthetic]).sort_by("problem_id")
+        loaded = replace(loaded, problems=problems)
     rows = write_problems(loaded.problems, layout.round(round).problems)
     register_problems(layout.store, loaded)
     with Catalog(layout.store) as catalog:
@@ -120,7 +125,8 @@ def prepare_round(
         "problems": rows,
         "shards": shard_count(rows, prof.evolve.shard_size),
         "rejected": len(loaded.rejects),
-        "contaminated": sum(loaded.report.contaminated.values()),
+        "contaminated": sum(loaded.report.contaminated.values()) + contaminated,
+        "synthetic": len(synthetic),
     }
 
 

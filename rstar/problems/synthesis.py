@@ -124,14 +124,16 @@ def vote(answers: Sequence[str | None]) -> Vote:
     return Vote(len(best), best[0])
 
 
-def _read_records(directory: Path) -> pa.Table:
+def read_records(directory: Path) -> pa.Table:
+    """Every audit record in ``directory`` (SYNTHESIS_SCHEMA; empty when there is none)."""
     parts = sorted(directory.glob("*.parquet"))
     if not parts:
         return SYNTHESIS_SCHEMA.empty_table()
     return pa.concat_tables(pq.read_table(part).cast(SYNTHESIS_SCHEMA) for part in parts)
 
 
-def _kept_problems(records: pa.Table) -> pa.Table:
+def kept_problems(records: pa.Table) -> pa.Table:
+    """The kept candidates of audit ``records`` as problem rows (``source = synthetic``)."""
     kept = records.filter(records["kept"]).to_pylist()
     return pa.table(
         {
@@ -232,13 +234,23 @@ def _pending(
     return pending
 
 
+def audit_dir(store: StoreLayout | str | Path, partition: str | None = None) -> Path:
+    """Where the audit records go: ``<store>/synthesis/`` or a partition of it (a round's
+    ``round=N``: candidates are judged once per partition)."""
+    layout = store if isinstance(store, StoreLayout) else StoreLayout(Path(store))
+    return layout.synthesis_dir / partition if partition else layout.synthesis_dir
+
+
 def plan(
-    seeds: pa.Table, store: StoreLayout | str | Path, config: SynthesisConfig | None = None
+    seeds: pa.Table,
+    store: StoreLayout | str | Path,
+    config: SynthesisConfig | None = None,
+    *,
+    partition: str | None = None,
 ) -> SynthesisPlan:
     """What ``synthesize`` with these arguments would ask the model for, at most."""
     config = config or SynthesisConfig()
-    layout = store if isinstance(store, StoreLayout) else StoreLayout(Path(store))
-    pending = _pending(seeds, _read_records(layout.synthesis_dir), config)
+    pending = _pending(seeds, read_records(audit_dir(store, partition)), config)
     candidates = sum(len(ks) for _, _, ks in pending)
     samples = len(pending) * config.new_per_seed + candidates * config.num_solutions
     return SynthesisPlan(
@@ -257,15 +269,17 @@ def synthesize(
     store: StoreLayout | str | Path,
     config: SynthesisConfig | None = None,
     *,
+    partition: str | None = None,
     progress: bool = True,
 ) -> SynthesisResult:
     """Write and judge new problems from ``seeds`` (columns problem_id, question).
 
-    Audit records go to ``<store>/synthesis/``; slots judged by an earlier call are skipped.
+    Audit records go to ``<store>/synthesis/`` (or its ``partition``); slots judged by an
+    earlier call are skipped.
     """
     config = config or SynthesisConfig()
-    layout = store if isinstance(store, StoreLayout) else StoreLayout(Path(store))
-    previous = _read_records(layout.synthesis_dir)
+    directory = audit_dir(store, partition)
+    previous = read_records(directory)
     known = set(seeds["problem_id"].to_pylist()) | {
         pid for pid in previous["problem_id"].to_pylist() if pid is not None
     }
@@ -279,10 +293,10 @@ def synthesize(
         name = hashlib.blake2b(
             "\n".join(r["candidate_id"] for r in rows).encode(), digest_size=8
         ).hexdigest()
-        atomic_write(layout.synthesis_dir / f"part-{name}.parquet", partial(pq.write_table, table))
+        atomic_write(directory / f"part-{name}.parquet", partial(pq.write_table, table))
         judged.append(table)
     records = pa.concat_tables([previous, *judged])
     usage = getattr(backend, "usage", None)
     return SynthesisResult(
-        _kept_problems(records), records, sum(len(t) for t in judged), usage=usage
+        kept_problems(records), records, sum(len(t) for t in judged), usage=usage
     )
