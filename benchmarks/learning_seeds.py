@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from rstar.config import Profile, load_profile
-from rstar.evolve import stages
+from rstar.evolve import round_synthesis, stages
 from rstar.evolve.round_models import round_models
 from rstar.store import SEARCH
 
@@ -42,10 +42,12 @@ def seeded_profile(
     size: str = "quick",
     frontier_rows: int | None = None,
     frontier: int | None = None,
+    synthesis: dict | None = None,
 ) -> Profile:
     """The tiny profile (``quick``: its quick size) with every seed set to ``seed``, sized
     for one learning round on ``frontier`` (the size's level unless given);
-    ``frontier_rows``: the base's bootstrap rows of the size's level."""
+    ``frontier_rows``: the base's bootstrap rows of the size's level; ``synthesis``: round
+    1's ``evolve.synthesis`` section (seeds of the searched level)."""
     level = FRONTIER[size]
     searched = frontier or level
     data = load_profile("tiny", quick=size == "quick", run_dir=run_dir).model_dump()
@@ -61,6 +63,9 @@ def seeded_profile(
         "toy_per_level": {searched: problems}
         | ({searched - 1: problems // 10} if searched > 1 else {}),
     }
+    if synthesis is not None:
+        seeds = synthesis.pop("seeds_per_level")
+        data["evolve"]["synthesis"] = synthesis | {"toy_seeds_per_level": {searched: seeds}}
     data["evolve"]["rounds"][1] |= {"extra": None}
     data["evolve"] |= {"shard_size": problems, "promote_on": None}
     data["eval"] |= {
@@ -84,17 +89,27 @@ def frontier_level(metrics: dict[str, float], below: float = FRONTIER_BELOW) -> 
 
 
 def first_round(
-    seed: int, run_dir: Path, problems: int, size: str, frontier_rows: int | None
+    seed: int,
+    run_dir: Path,
+    problems: int,
+    size: str,
+    frontier_rows: int | None,
+    synthesis: dict | None = None,
 ) -> dict[str, float]:
     """Greedy test accuracy on the frontier level of the base and of round 1's policy,
-    the frontier chosen from the base's validation accuracy."""
+    the frontier chosen from the base's validation accuracy; with ``synthesis`` (see
+    ``seeded_profile``) the round also searches the problems its teacher wrote."""
     prof = seeded_profile(seed, run_dir, problems, size, frontier_rows)
     base = stages.bootstrap_policy(prof, progress=False)
     before = stages.evaluate_base(prof, base, progress=False)
     frontier = frontier_level(before)
-    prof = seeded_profile(seed, run_dir, problems, size, frontier_rows, frontier)
+    prof = seeded_profile(
+        seed, run_dir, problems, size, frontier_rows, frontier, dict(synthesis or {}) or None
+    )
     level = f"eval/toy/greedy/level_{frontier}/accuracy"
     models = round_models(prof, 1)
+    for shard in range(round_synthesis.prepare_synthesis(prof, 1)["shards"]):
+        round_synthesis.synthesize_shard(prof, 1, shard, progress=False)
     prepared = stages.prepare_round(prof, 1, models, progress=False)
     for shard in range(prepared["shards"]):
         stages.search_shard(prof, 1, SEARCH, shard, models, progress=False)
@@ -106,6 +121,8 @@ def first_round(
         "base": before[level],
         "round_1": after[level],
         "sft_rows": sft["rows"],
+        "problems": prepared["problems"],
+        "synthetic": prepared["synthetic"],
     }
 
 
