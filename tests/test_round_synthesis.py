@@ -9,12 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pyarrow.parquet as pq
 import pytest
+from mlflow import MlflowClient
 
 from rstar.config import Profile, load_profile
 from rstar.evolve import round_synthesis
 from rstar.evolve.report import synthesis_metrics
 from rstar.evolve.round_models import RoundModels
-from rstar.evolve.stages import prepare_round
+from rstar.evolve.stages import open_round_run, prepare_round
 from rstar.models import ModelConfig
 from rstar.problems import problem_id
 from rstar.store import RunLayout
@@ -139,6 +140,17 @@ def test_min_agree_decides_what_the_round_gets(tmp_path, teacher, monkeypatch):
     }
     expected = {q for q in expected if split_of(q, world.test_share, world.val_share) == "train"}
     assert set(kept["question"].to_pylist()) == expected  # 5 of 10 is below 6
+
+
+def test_the_round_run_names_the_teacher_but_never_holds_its_key(tmp_path, teacher, monkeypatch):
+    monkeypatch.setenv("ROUND_TEACHER_KEY", KEY)
+    prof = profile(tmp_path, teacher)
+    run_id = open_round_run(prof, 1, round_synthesis_models(prof))
+    tracking = prof.resolved_tracking()
+    params = MlflowClient(tracking.tracking_uri).get_run(run_id).data.params
+    assert params["synthesis_teacher"] == "toy-teacher"
+    assert params["synthesis_min_agree"] == "3"
+    assert not any(KEY in value for value in params.values())
 
 
 def test_a_round_without_synthesis_prepares_nothing(tmp_path):

@@ -37,7 +37,7 @@ from rstar.evolve.round_problems import (
     source_problems,
     write_problems,
 )
-from rstar.evolve.round_synthesis import synthesized_problems
+from rstar.evolve.round_synthesis import stage_config, synthesized_problems
 from rstar.runtime import torch_threads
 from rstar.search import MCTS
 from rstar.search.records import trees_to_table
@@ -371,6 +371,13 @@ def open_round_run(prof: Profile, round: int, models: RoundModels) -> str:
     """The round's parent MLflow run (experiment ``tracking.experiment``); returns its id."""
     settings = prof.evolve.round(round)
     params = {"profile": prof.name, **settings.model_dump(), **models.as_params()}
+    if (synthesis := stage_config(prof, round)) is not None:  # names and sizes, never the key
+        params |= {
+            "synthesis_teacher": synthesis.teacher.path,
+            "synthesis_base_url": synthesis.teacher.base_url,
+            "synthesis_min_agree": synthesis.filter.min_agree,
+            "synthesis_num_solutions": synthesis.filter.num_solutions,
+        }
     tracking = prof.resolved_tracking()
     return open_run(tracking, f"round-{round}", tags={"round": round}, params=params)
 
