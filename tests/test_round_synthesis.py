@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pyarrow.parquet as pq
 import pytest
+from http_stub import JSONHandler, start
 from mlflow import MlflowClient
 
 from rstar.config import Profile, load_profile
@@ -26,12 +23,12 @@ WRITE, SOLVE = "WRITE:", "SOLVE:"
 KEY = "sk-round-teacher-42"
 
 
-class Teacher(BaseHTTPRequestHandler):
+class Teacher(JSONHandler):
     """Writes "<seed> Then twice as many?" and answers it 7 (10 of 10) when its seed has an
     even length, else 7 / 8 alternating (5 of 10: kept at min_agree 3, not at 6)."""
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.body()
         prompt = body["prompt"]
         self.server.requests.append(prompt)
         self.server.keys.add(self.headers.get("Authorization"))
@@ -42,22 +39,13 @@ class Teacher(BaseHTTPRequestHandler):
             answers = ["7"] * 10 if len(seed) % 2 == 0 else ["7", "8"] * 5
             texts = [f"so \\boxed{{{a}}}" for a in answers[: body["n"]]]
         choices = [{"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts)]
-        data = json.dumps({"choices": choices, "usage": {"completion_tokens": 3}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply({"choices": choices, "usage": {"completion_tokens": 3}})
 
 
 @pytest.fixture
 def teacher():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Teacher)
+    httpd = start(Teacher)
     httpd.requests, httpd.keys = [], set()
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield httpd
     httpd.shutdown()
     httpd.server_close()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from http_stub import JSONHandler, start
 from typer.testing import CliRunner
 
 from rstar.cli import app
@@ -45,9 +46,9 @@ def solution(answer: str | None) -> str:
     return f"Working it out step by step, the answer is \\boxed{{{answer}}}."
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JSONHandler):
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.body()
         prompt = body["messages"][0]["content"]
         self.server.requests.append(prompt)
         self.server.headers.append(dict(self.headers))
@@ -70,23 +71,13 @@ class Handler(BaseHTTPRequestHandler):
             }
             for i, t in enumerate(texts)
         ]
-        data = json.dumps({"choices": choices, "usage": {"completion_tokens": 10}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply({"choices": choices, "usage": {"completion_tokens": 10}})
 
 
 @pytest.fixture
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = start(Handler)
     httpd.requests, httpd.headers = [], []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
     yield httpd
     httpd.shutdown()
     httpd.server_close()
@@ -177,9 +168,8 @@ def test_written_problems_lose_their_stop_string_and_cut_off_ones_are_not_kept(
 
 
 def _serve(port: int = 0, die_at: int | None = None) -> ThreadingHTTPServer:
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    httpd = start(Handler, port)
     httpd.requests, httpd.headers, httpd.die_at = [], [], die_at
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd
 
 
