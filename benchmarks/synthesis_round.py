@@ -5,7 +5,8 @@ profile's base bootstrapped with ``--frontier-rows`` frontier rows, ``--problems
 problems of its frontier level), run twice in separate run directories from the same base:
 without synthesis, and with the toy teacher (``--teacher``, served by ``rstar serve
 --execute`` on 127.0.0.1 and asked over HTTP) writing a problem from each of
-``--synthetic-seeds`` train problems of the frontier level, kept at 3 of 10 agreeing answers.
+``--synthetic-seeds`` train problems of the frontier level, kept at ``--min-agree`` of 10
+agreeing answers (3, the paper's, unless given).
 Reports the frontier level's greedy test accuracy of the base and of each round's policy.
 
     .venv/bin/python benchmarks/synthesis_round.py --teacher runs/toy/teacher \\
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=600)
     parser.add_argument("--frontier-rows", type=int, default=600)
     parser.add_argument("--synthetic-seeds", type=int, default=600)
+    parser.add_argument("--min-agree", type=int, default=3, help="of 10 answers, to keep one")
     parser.add_argument("--out", type=Path, default=Path("runs/synthesis-round"))
     args = parser.parse_args()
     out = args.out.resolve()
@@ -47,7 +49,8 @@ def main() -> None:
                     "extra": {"api": "completions", "max_concurrency": 16}},
         "seeds_per_level": args.synthetic_seeds,
         "filter": {"problem_prompt": TOY_PROBLEM_PROMPT, "solve_prompt": TOY_SOLVE_PROMPT,
-                   "problem_stop": [TOY_PROBLEM_END], "max_new_tokens": 400, "seed": 0},
+                   "problem_stop": [TOY_PROBLEM_END], "max_new_tokens": 400, "seed": 0,
+                   "min_agree": args.min_agree},
         "shard_size": 200,
     }  # fmt: skip
     results = {}
