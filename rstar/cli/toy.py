@@ -59,19 +59,23 @@ def bootstrap(
 
 @toy_app.command()
 def teacher(
-    base: Path = typer.Option(Path("runs/toy/base-policy"), help="the base policy it starts from"),
     out: Path = typer.Option(Path("runs/toy/teacher"), help="checkpoint folder to write"),
     threads: int | None = typer.Option(None, help="torch threads (default: the profile's)"),
     profile: str = typer.Option("tiny", help=PROFILE_HELP),
 ) -> None:
-    """Train the toy teacher that synthesis asks for new problems: the base policy taught to
-    write a problem like a seed and to solve levels 1-4 (serve it with `rstar serve`)."""
+    """Train the toy teacher that synthesis asks for new problems: the base policy's shape,
+    trained from scratch to solve levels 1-4 and to write a problem like a seed."""
     from rstar.toy.teacher import build_teacher
 
     prof = profile_or_exit(profile)
     config = prof.toy or ToyConfig()
-    build_teacher(out, base, config.world, config.teacher, threads=threads or prof.threads)
-    console.print(f"saved {out}; serve it: rstar serve {out} --name toy-teacher")
+    summary = build_teacher(
+        out, config.world, config.bootstrap, config.teacher, threads=threads or prof.threads
+    )
+    console.print(
+        f"saved {out} ({summary['seconds']} s); serve it: "
+        f"rstar serve {out} --name toy-teacher --execute"
+    )
 
 
 @toy_app.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from datasets import Dataset
@@ -54,8 +55,11 @@ def bootstrap(
     world: ToyWorldConfig | None = None,
     boot: BootstrapConfig | None = None,
     progress: bool = True,
+    extra_rows: Sequence[dict[str, str]] = (),
 ) -> dict:
-    """Train the base policy and save it (model + tokenizer) as a checkpoint in ``out_dir``.
+    """Train the base policy and save it (model + tokenizer) as a checkpoint in ``out_dir``;
+    ``extra_rows`` (prompt / completion) are trained on with the gold solutions (the toy
+    teacher's problem-writing rows).
 
     Returns a summary (parameter count, training loss, seconds), also written to
     ``out_dir/bootstrap.json``. The same configs give the same weights.
@@ -74,6 +78,7 @@ def bootstrap(
         seed=boot.seed,
     )
     rows = [{"prompt": build_prompt(p.question), "completion": p.solution} for p in problems]
+    rows += list(extra_rows)
     with tempfile.TemporaryDirectory() as scratch:
         result = _train(model, tokenizer, rows, boot, Path(scratch), progress)
     model.generation_config = GenerationConfig(
@@ -84,7 +89,8 @@ def bootstrap(
     tokenizer.save_pretrained(out_dir)
     summary = {
         "parameters": sum(p.numel() for p in model.parameters()),
-        "train_problems": len(rows),
+        "train_problems": len(rows) - len(extra_rows),
+        "extra_rows": len(extra_rows),
         "train_loss": result.training_loss,
         "seconds": round(time.perf_counter() - started, 1),
         "toy_world": world.model_dump(mode="json"),

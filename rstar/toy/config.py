@@ -93,22 +93,23 @@ class BootstrapConfig(Settings):
 
 
 class TeacherConfig(Settings):
-    """The toy teacher (``rstar toy teacher``): the base policy fine-tuned to write a new
-    problem like a seed and to solve levels 1-4 from gold solutions. It stands in for GPT-4
-    behind an OpenAI-compatible server (``rstar serve``): a stronger model than the base that
-    still makes mistakes, so that synthesis's agreement filter has real work to do."""
+    """The toy teacher (``rstar toy teacher``): a model of the base policy's shape trained
+    from scratch with the bootstrap's recipe on gold solutions of levels 1-4 and on writing
+    a new problem like a seed. It stands in for GPT-4 behind an OpenAI-compatible server
+    (``rstar serve --execute``): much stronger than the base, still fallible, so that
+    synthesis's agreement filter has real work to do."""
 
-    seed: int = Field(0, description="seed of the data order")
+    seed: int = Field(0, description="seed of the tokenizer data, weights and data order")
     write_per_level: dict[int, int] = Field(
         {1: 500, 2: 1000, 3: 1000, 4: 1000},
         description="(seed, new problem) pairs per level: two train-pool problems of a level",
     )
     solve_per_level: dict[int, int] = Field(
-        {1: 500, 2: 1000, 3: 1000, 4: 1000},
+        {1: 2500, 2: 2500, 3: 2500, 4: 2500},
         description="train-pool problems per level whose gold solutions it learns",
     )
-    epochs: float = Field(2.0, gt=0.0, description="passes over the rows")
-    learning_rate: float = Field(1e-3, gt=0.0, description="peak learning rate")
+    max_steps: int = Field(2500, gt=0, description="optimizer steps")
+    learning_rate: float = Field(3e-3, gt=0.0, description="peak learning rate")
 
 
 class ToyConfig(Settings):

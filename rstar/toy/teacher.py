@@ -1,81 +1,77 @@
 """The toy teacher: writes new problems like a seed problem and solves them (issue 16).
 
 In rStar-Math, GPT-4 writes new problems from seed problems and samples 10 solutions of
-each; a problem is kept when at least 3 answers agree. The toy world's teacher is the base
-policy fine-tuned (``rstar.train.sft``) on two kinds of rows drawn from the toy world's
-train pool:
+each; a problem is kept when at least 3 answers agree. The toy world's teacher is a model
+of the base policy's shape trained from scratch with the bootstrap's recipe
+(``rstar.toy.bootstrap``) on two kinds of rows drawn from the toy world's train pool:
 
+- *solve*: ``build_prompt(question)`` -> the gold solution, levels 1-4 (the base sees
+  levels 1-2 and a few level-3 rows): a teacher much stronger than the policy, as GPT-4 is;
 - *write*: ``TOY_PROBLEM_PROMPT`` with a seed problem -> another problem of the seed's level
-  (the seed's neighbour in the train pool), ended by ``TOY_PROBLEM_END``;
-- *solve*: ``build_prompt(question)`` -> the gold solution, levels 1-4 (the base saw levels
-  1-2): a teacher stronger than the policy, as GPT-4 is.
+  (the seed's neighbour in the train pool), ended by ``TOY_PROBLEM_END``.
 
-Solving through a plain completion endpoint runs no code: the teacher writes the program's
-output itself, so its answers are sometimes wrong, and the agreement filter has real work
-to do (its precision is measured in ``benchmarks/synthesis_filter.py``). Served with
-``rstar serve``, a round reaches it over HTTP as it would reach GPT-4.
+Served with ``rstar serve --execute``, its solutions' programs run in the sandbox (as with a
+code interpreter), and a round reaches it over HTTP as it would reach GPT-4. Its answers
+are still sometimes wrong, so the agreement filter has real work to do (its precision:
+``benchmarks/synthesis_filter.py``).
 """
 
 from __future__ import annotations
 
-import json
-import random
 from itertools import pairwise
 from pathlib import Path
 
+from rstar.atomic import atomic_dir
 from rstar.format import ANSWER_END, build_prompt
 from rstar.runtime import torch_threads
-from rstar.toy.config import TeacherConfig, ToyWorldConfig
+from rstar.toy.bootstrap import bootstrap
+from rstar.toy.config import BootstrapConfig, TeacherConfig, ToyWorldConfig
 from rstar.toy.world import problem_pool
-from rstar.train.config import PolicyTrainConfig
-from rstar.train.sft import train_policy
 
-# the synthesis prompts the toy teacher is trained for (profile: evolve.synthesis)
+# the synthesis prompts the toy teacher is trained for (profile: evolve.synthesis.filter)
 TOY_PROBLEM_PROMPT = "<|user|>:\nWrite a new problem like this one. {question}\n<|assistant|>:"
 TOY_PROBLEM_END = ANSWER_END  # the toy tokenizer's end of text ends a written problem
 TOY_SOLVE_PROMPT = build_prompt("{question}")
 
 
-def teacher_rows(world: ToyWorldConfig, config: TeacherConfig) -> list[dict[str, str]]:
-    """The write and solve rows (prompt / completion), shuffled with ``config.seed``."""
+def write_rows(world: ToyWorldConfig, config: TeacherConfig) -> list[dict[str, str]]:
+    """The problem-writing rows (prompt / completion): each seed -> its neighbour."""
     rows = []
     for level, count in sorted(config.write_per_level.items()):
         pool = problem_pool(level, count + 1, "train", world)
         for seed, new in pairwise(pool):
             prompt = TOY_PROBLEM_PROMPT.replace("{question}", seed.question)
             rows.append({"prompt": prompt, "completion": f" {new.question}{TOY_PROBLEM_END}"})
-    for level, count in sorted(config.solve_per_level.items()):
-        for problem in problem_pool(level, count, "train", world):
-            rows.append({"prompt": build_prompt(problem.question), "completion": problem.solution})
-    random.Random(config.seed).shuffle(rows)
     return rows
+
+
+def teacher_recipe(base: BootstrapConfig, config: TeacherConfig) -> BootstrapConfig:
+    """The bootstrap settings the teacher trains with: the base's shape, its own data."""
+    return base.model_copy(
+        update={
+            "seed": config.seed,
+            "problems_per_level": dict(config.solve_per_level),
+            "max_steps": config.max_steps,
+            "learning_rate": config.learning_rate,
+        }
+    )
 
 
 def build_teacher(
     out_dir: str | Path,
-    base: str | Path,
     world: ToyWorldConfig,
+    base: BootstrapConfig,
     config: TeacherConfig,
     *,
     threads: int | None = None,
     progress: bool = True,
-) -> Path:
-    """Fine-tune ``base`` into the toy teacher at ``out_dir`` (resumes after a crash)."""
-    out_dir = Path(out_dir)
-    data = out_dir.with_name(out_dir.name + ".rows.jsonl")
-    data.parent.mkdir(parents=True, exist_ok=True)
-    data.write_text("".join(json.dumps(r) + "\n" for r in teacher_rows(world, config)))
-    train = PolicyTrainConfig(
-        epochs=config.epochs,
-        learning_rate=config.learning_rate,
-        warmup_ratio=0.05,
-        weight_decay=0.0,
-        batch_size=16,
-        per_device_batch_size=16,
-        max_length=512,
-        seed=config.seed,
-    )
+) -> dict:
+    """Train the toy teacher into ``out_dir`` (atomically); its training summary."""
+    recipe, rows = teacher_recipe(base, config), write_rows(world, config)
+    summary: dict = {}
     with torch_threads(threads):
-        train_policy(data, base, out_dir, train, progress=progress)
-    data.unlink()
-    return out_dir
+        atomic_dir(
+            Path(out_dir),
+            lambda tmp: summary.update(bootstrap(tmp, world, recipe, progress, extra_rows=rows)),
+        )
+    return summary
