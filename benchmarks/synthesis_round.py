@@ -38,6 +38,9 @@ def main() -> None:
     parser.add_argument("--frontier-rows", type=int, default=600)
     parser.add_argument("--synthetic-seeds", type=int, default=600)
     parser.add_argument("--min-agree", type=int, default=3, help="of 10 answers, to keep one")
+    parser.add_argument(
+        "--write-temperature", type=float, default=1.0, help="when the teacher writes a problem"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/synthesis-round"))
     args = parser.parse_args()
     out = args.out.resolve()
@@ -50,7 +53,7 @@ def main() -> None:
         "seeds_per_level": args.synthetic_seeds,
         "filter": {"problem_prompt": TOY_PROBLEM_PROMPT, "solve_prompt": TOY_SOLVE_PROMPT,
                    "problem_stop": [TOY_PROBLEM_END], "max_new_tokens": 400, "seed": 0,
-                   "min_agree": args.min_agree},
+                   "min_agree": args.min_agree, "temperature": args.write_temperature},
         "shard_size": 200,
     }  # fmt: skip
     results = {}
