@@ -63,9 +63,10 @@ def seeded_profile(
         "toy_per_level": {searched: problems}
         | ({searched - 1: problems // 10} if searched > 1 else {}),
     }
-    if synthesis is not None:
-        seeds = synthesis.pop("seeds_per_level")
-        data["evolve"]["synthesis"] = synthesis | {"toy_seeds_per_level": {searched: seeds}}
+    if synthesis is not None:  # its seeds_per_level: seeds of the searched level
+        section = {k: v for k, v in synthesis.items() if k != "seeds_per_level"}
+        seeds = {"toy_seeds_per_level": {searched: synthesis["seeds_per_level"]}}
+        data["evolve"]["synthesis"] = section | seeds
     data["evolve"]["rounds"][1] |= {"extra": None}
     data["evolve"] |= {"shard_size": problems, "promote_on": None}
     data["eval"] |= {
@@ -103,9 +104,7 @@ def first_round(
     base = stages.bootstrap_policy(prof, progress=False)
     before = stages.evaluate_base(prof, base, progress=False)
     frontier = frontier_level(before)
-    prof = seeded_profile(
-        seed, run_dir, problems, size, frontier_rows, frontier, dict(synthesis or {}) or None
-    )
+    prof = seeded_profile(seed, run_dir, problems, size, frontier_rows, frontier, synthesis)
     level = f"eval/toy/greedy/level_{frontier}/accuracy"
     models = round_models(prof, 1)
     for shard in range(round_synthesis.prepare_synthesis(prof, 1)["shards"]):

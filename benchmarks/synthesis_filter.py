@@ -195,9 +195,8 @@ def main() -> None:
         process.wait(timeout=30)
     (args.out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "curves"}, indent=2, default=str))
-    for rows in (curves["levels 1-4"],):
-        for r in rows:
-            print(r)
+    for row in curves["levels 1-4"]:
+        print(row)
 
 
 if __name__ == "__main__":

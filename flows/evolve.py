@@ -22,15 +22,10 @@ from prefect import flow
 from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from rstar.evolve.round_synthesis import stage_config, total_usage
 from rstar.evolve.stages import GREEDY_EVAL, SEARCH_EVAL, RunSpec
 from rstar.store import SEARCH
 from tasks import evolve as t
-
-
-def spent(shards: Sequence[dict[str, int]]) -> dict[str, int]:
-    """What the synthesis shards asked the teacher for, summed (none: empty)."""
-    names = ("requests", "retries", "prompt_tokens", "completion_tokens")
-    return {name: sum(s[name] for s in shards) for name in names} if shards else {}
 
 
 def in_waves(
@@ -75,12 +70,14 @@ def evolve(
     run_id = t.open_round_run(spec, round, models)
     if round == 1:
         t.evaluate_base(spec, base, run_id)
-    synthesis = t.prepare_synthesis(spec, round)
-    synthesized = in_waves(
-        lambda shard: t.synthesize_shard.submit(spec, round, shard),
-        range(synthesis["shards"]),
-        concurrency,
-    )
+    synthesized = []
+    if stage_config(prof, round) is not None:
+        synthesis = t.prepare_synthesis(spec, round)
+        synthesized = in_waves(
+            lambda shard: t.synthesize_shard.submit(spec, round, shard),
+            range(synthesis["shards"]),
+            concurrency,
+        )
     prepared = t.prepare_round(spec, round, models)
 
     def shard_task(stage: str) -> Callable[[int], PrefectFuture]:
@@ -99,7 +96,7 @@ def evolve(
     searched = t.benchmark(spec, round, SEARCH_EVAL, new_policy["path"], new_ppm["path"], run_id)
     registered = t.register_models(spec, round, new_policy["path"], new_ppm["path"], greedy, run_id)
     results = {
-        "synthesis": spent(synthesized),
+        "synthesis": total_usage(synthesized),
         "sft": sft,
         "pairs": pairs,
         "policy": new_policy,

@@ -184,11 +184,10 @@ def synthesize(
         f"{len(result.records)} in all; {len(result.problems)} kept -> {out}"
     )
     console.print(f"audit: SELECT * FROM synthesis (in {layout.catalog_path})")
-    if result.usage is not None:
-        console.print(
-            "spent: {requests} requests ({retries} retries), {prompt_tokens} prompt and "
-            "{completion_tokens} completion tokens".format(**result.usage)
-        )
+    console.print(
+        "spent: {requests} requests ({retries} retries), {prompt_tokens} prompt and "
+        "{completion_tokens} completion tokens".format(**backend.usage)
+    )
 
 
 def _print_plan(planned: SynthesisPlan, base_url: str) -> None:

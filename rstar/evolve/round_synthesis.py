@@ -17,6 +17,7 @@ For each round named in ``evolve.synthesis.rounds`` (docs/evolve.md, "Problem sy
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -30,12 +31,13 @@ from rstar.evaluate.benchmarks import decontaminator
 from rstar.models import generation_backend
 from rstar.problems import load_problems
 from rstar.problems.ids import problem_id
-from rstar.problems.synthesis import kept_problems, read_records, synthesize
+from rstar.problems.synthesis import audit_dir, kept_problems, read_records, synthesize
 from rstar.store import Catalog, RunLayout, StoreLayout
 from rstar.store.schema import PROBLEM_SCHEMA
 from rstar.toy.world import problem_pool, split_of
 
 SEEDS_FILE = "synthesis-seeds.parquet"
+USAGE = ("requests", "retries", "prompt_tokens", "completion_tokens")  # OpenAIBackend.usage
 SEED_SCHEMA = pa.schema([("problem_id", pa.string()), ("question", pa.string())])
 
 
@@ -46,7 +48,18 @@ def stage_config(prof: Profile, round: int) -> SynthesisStageConfig | None:
 
 
 def audit_partition(round: int) -> str:
+    """The round's part of the store's synthesis audit (candidates are judged once in it)."""
     return f"round={round}"
+
+
+def round_records(store: StoreLayout, round: int) -> pa.Table:
+    """Every candidate the round's synthesis judged (SYNTHESIS_SCHEMA)."""
+    return read_records(audit_dir(store, audit_partition(round)))
+
+
+def total_usage(shards: Sequence[Mapping[str, int]]) -> dict[str, int]:
+    """What the synthesis shards asked the teacher for, summed (no shards: empty)."""
+    return {name: sum(s[name] for s in shards) for name in USAGE} if shards else {}
 
 
 def _toy_seeds(prof: Profile, config: SynthesisStageConfig, round: int) -> list[str]:
@@ -137,8 +150,7 @@ def synthesized_problems(prof: Profile, round: int, searched: pa.Table) -> tuple
     left out as contamination."""
     if stage_config(prof, round) is None:
         return PROBLEM_SCHEMA.empty_table(), 0
-    store = RunLayout(prof.run_dir).store
-    kept = kept_problems(read_records(store.synthesis_dir / audit_partition(round)))
+    kept = kept_problems(round_records(RunLayout(prof.run_dir).store, round))
     kept = kept.filter(pc.invert(pc.is_in(kept["problem_id"], searched["problem_id"])))
     clean = decontaminator(prof.decontamination_benchmarks(), prof.evolve.problems.ngram)
     world = prof.toy.world if prof.toy is not None else None
@@ -155,7 +167,7 @@ def synthesized_problems(prof: Profile, round: int, searched: pa.Table) -> tuple
 
 def synthesis_metrics(store: StoreLayout, round: int) -> dict[str, float]:
     """Candidates, kept, kept share and the agreement histogram of the round's synthesis."""
-    records = read_records(store.synthesis_dir / audit_partition(round))
+    records = round_records(store, round)
     if not len(records):
         return {}
     rows = records.to_pylist()

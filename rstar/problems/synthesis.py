@@ -84,7 +84,6 @@ class SynthesisResult:
     problems: pa.Table  # every kept problem so far (PROBLEM_SCHEMA), this run's and earlier
     records: pa.Table  # every judged candidate so far (SYNTHESIS_SCHEMA)
     judged: int  # candidates judged by this call
-    usage: dict[str, int] | None = None  # what the backend spent, when it counts (OpenAIBackend)
 
 
 @dataclass(frozen=True)
@@ -175,8 +174,8 @@ def _judge_batch(
     rows, to_solve = [], []
     for (seed_id, _, ks), completions in zip(slots, written, strict=True):
         for k in ks:
-            written = completions[k]
-            question = written.text.removesuffix(written.stop or "").strip()
+            reply = completions[k]
+            question = reply.text.removesuffix(reply.stop or "").strip()
             pid = problem_id(question) if question else None
             row = {
                 "candidate_id": f"{seed_id}:{k}",
@@ -191,7 +190,7 @@ def _judge_batch(
             }
             if pid is None:
                 row["reason"] = "the model wrote no problem"
-            elif written.truncated:
+            elif reply.truncated:
                 row["reason"] = f"cut off: no end within max_new_tokens ({config.max_new_tokens})"
             elif pid in known:
                 row["reason"] = "not new: same question as a seed or an earlier candidate"
@@ -296,7 +295,4 @@ def synthesize(
         atomic_write(directory / f"part-{name}.parquet", partial(pq.write_table, table))
         judged.append(table)
     records = pa.concat_tables([previous, *judged])
-    usage = getattr(backend, "usage", None)
-    return SynthesisResult(
-        kept_problems(records), records, sum(len(t) for t in judged), usage=usage
-    )
+    return SynthesisResult(kept_problems(records), records, sum(len(t) for t in judged))

@@ -89,7 +89,7 @@ def bootstrap(
     tokenizer.save_pretrained(out_dir)
     summary = {
         "parameters": sum(p.numel() for p in model.parameters()),
-        "train_problems": len(rows) - len(extra_rows),
+        "train_problems": len(problems),
         "extra_rows": len(extra_rows),
         "train_loss": result.training_loss,
         "seconds": round(time.perf_counter() - started, 1),
