@@ -22,6 +22,7 @@ from prefect import flow
 from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.runners import check_runner, shard_runner
 from rstar.evolve.round_synthesis import stage_config, total_usage
 from rstar.evolve.stages import GREEDY_EVAL, SEARCH_EVAL, RunSpec
 from rstar.store import SEARCH
@@ -63,6 +64,7 @@ def evolve(
     """
     spec = RunSpec(profile, run_dir, quick)
     prof = spec.load()
+    check_runner(prof)
     concurrency = prof.evolve.concurrency
     if round == 1:
         base = t.bootstrap_policy(spec)
@@ -71,22 +73,28 @@ def evolve(
     if round == 1:
         t.evaluate_base(spec, base, run_id)
     synthesized = []
-    if stage_config(prof, round) is not None:
-        synthesis = t.prepare_synthesis(spec, round)
-        synthesized = in_waves(
-            lambda shard: t.synthesize_shard.submit(spec, round, shard),
-            range(synthesis["shards"]),
-            concurrency,
-        )
-    prepared = t.prepare_round(spec, round, models)
+    with shard_runner(prof) as submit:
+        if stage_config(prof, round) is not None:
+            synthesis = t.prepare_synthesis(spec, round)
+            synthesized = in_waves(
+                lambda shard: submit(
+                    "synthesis", t.synthesize_shard, {"spec": spec, "round": round, "shard": shard}
+                ),
+                range(synthesis["shards"]),
+                concurrency,
+            )
+        prepared = t.prepare_round(spec, round, models)
 
-    def shard_task(stage: str) -> Callable[[int], PrefectFuture]:
-        return lambda shard: t.search_shard.submit(spec, round, stage, shard, models, run_id)
+        def shard_task(stage: str) -> Callable[[int], PrefectFuture]:
+            common = {"spec": spec, "round": round, "stage": stage, "models": models}
+            return lambda shard: submit(
+                "search", t.search_shard, common | {"shard": shard, "run_id": run_id}
+            )
 
-    in_waves(shard_task(SEARCH), range(prepared["shards"]), concurrency)
-    for extra in range(1, prof.evolve.round(round).extra_passes + 1):
-        buckets = t.bucket(spec, round, extra)
-        in_waves(shard_task(buckets["stage"]), range(buckets["extra_shards"]), concurrency)
+        in_waves(shard_task(SEARCH), range(prepared["shards"]), concurrency)
+        for extra in range(1, prof.evolve.round(round).extra_passes + 1):
+            buckets = t.bucket(spec, round, extra)
+            in_waves(shard_task(buckets["stage"]), range(buckets["extra_shards"]), concurrency)
     sft = t.build_sft(spec, round)
     pairs = t.build_pairs(spec, round)
     new_policy = t.train_policy(spec, round, models, sft["path"], run_id)

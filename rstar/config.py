@@ -27,6 +27,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from rstar.cluster import RunnerConfig
 from rstar.curate.config import CurationConfig
 from rstar.evaluate.config import EvalConfig
 from rstar.models.config import ModelConfig
@@ -315,6 +316,10 @@ class Profile(Settings):
     )
     tracking: TrackingConfig = Field(
         default_factory=TrackingConfig, description="MLflow locations and experiment"
+    )
+    runner: RunnerConfig = Field(
+        default_factory=RunnerConfig,
+        description="where a round's shards run: thread (here) or ray (a cluster)",
     )
     evolve: EvolveConfig = Field(
         default_factory=EvolveConfig, description="the self-evolution rounds"

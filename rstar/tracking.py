@@ -302,20 +302,45 @@ def promote(tracking: Tracking, versions: dict[str, str], score: float, gate: st
     return True
 
 
-def checkpoint_path(tracking: Tracking, model_name: str, alias: str) -> Path:
-    """The directory of the version of ``model_name`` with ``alias`` (e.g. ``round-2``).
+MODEL_URI_SCHEME = "models:/"
 
-    Local artifact stores give the stored directory itself (nothing is copied); remote ones
-    are downloaded to a temporary directory.
-    """
-    import mlflow
+
+def version_uri(tracking: Tracking, model_name: str, alias: str) -> str:
+    """``models:/NAME/VERSION`` of the version of ``model_name`` with ``alias`` (e.g.
+    ``round-2``): a reference any node resolves (:func:`resolve_checkpoint`), pinned to the
+    version, so that the alias moving on later does not change what it names."""
+    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     activate(tracking)
     try:
-        return Path(mlflow.artifacts.download_artifacts(f"models:/{model_name}@{alias}"))
+        version = MlflowClient().get_model_version_by_alias(model_name, alias)
     except MlflowException as exc:
         raise LookupError(
             f"no version of registered model {model_name!r} has alias {alias!r} in "
             f"{tracking.tracking_uri}: {exc}"
         ) from exc
+    return f"{MODEL_URI_SCHEME}{model_name}/{version.version}"
+
+
+def resolve_checkpoint(path: str, tracking_uri: str | None = None) -> str:
+    """The checkpoint directory ``path`` names: ``path`` itself, or for a ``models:/`` URI
+    the registered version's directory from the MLflow registry at ``tracking_uri`` (default:
+    ``MLFLOW_TRACKING_URI``). Local artifact stores give the stored directory itself (nothing
+    is copied); remote ones are downloaded to a temporary directory."""
+    if not path.startswith(MODEL_URI_SCHEME):
+        return path
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    try:
+        return mlflow.artifacts.download_artifacts(path, tracking_uri=uri, registry_uri=uri)
+    except MlflowException as exc:
+        raise LookupError(f"{path} is not in the MLflow registry at {uri}: {exc}") from exc
+
+
+def checkpoint_path(tracking: Tracking, model_name: str, alias: str) -> Path:
+    """The directory of the version of ``model_name`` with ``alias`` (e.g. ``round-2``)."""
+    uri = version_uri(tracking, model_name, alias)
+    return Path(resolve_checkpoint(uri, tracking.tracking_uri))

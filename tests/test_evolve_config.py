@@ -220,9 +220,19 @@ def test_search_with_champion_takes_the_champion_not_the_last_round(tmp_path):
             catalog.start_round(2)
             catalog.finish_round(2)
     by_round, by_champion = (round_models(profiles[how], 3) for how in ("round", "champion"))
-    assert Path(by_round.search_policy.path).name == "round-2-models"
-    assert Path(by_champion.search_policy.path).name == "round-1-models"
-    assert Path(by_champion.ppm.path).name == "round-1-models"
+    # the models are named by registry version, resolved where a shard runs
+    assert by_round.search_policy.path == f"models:/{POLICY_MODEL}/2"
+    assert (by_champion.search_policy.path, by_champion.ppm.path) == (
+        f"models:/{POLICY_MODEL}/1",
+        f"models:/{PPM_MODEL}/1",
+    )
+    uri = profiles["champion"].resolved_tracking().tracking_uri
+    local = by_champion.resolved(uri)
+    assert Path(local.search_policy.path).name == "round-1-models"
+    assert Path(local.ppm.path).name == "round-1-models"
+    assert Path(local.previous_policy).name == "round-1-models"
+    assert local.base == by_champion.base
+    assert Path(by_round.resolved(uri).search_policy.path).name == "round-2-models"
 
 
 def test_explicit_checkpoints_need_no_previous_round(tmp_path):

@@ -24,7 +24,7 @@ from rstar.config import load_profile
 from rstar.evolve.stages import bootstrap_policy
 from rstar.stack import StackConfig, stack_env, start, stop
 from rstar.store import Catalog, RunLayout, StoreLayout
-from rstar.tracking import POLICY_MODEL, PPM_MODEL, checkpoint_path, round_alias
+from rstar.tracking import POLICY_MODEL, PPM_MODEL, checkpoint_path, round_alias, version_uri
 from tasks.evolve import FAIL_ONCE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,6 +178,6 @@ def test_round_one_retry_reruns_only_the_failed_shard_then_round_two_follows(
         rows = catalog.sql("SELECT round, policy FROM rounds").to_pylist()
     policies = {r["round"]: r["policy"] for r in rows}
     tracking = prof.resolved_tracking()
-    round1_policy = checkpoint_path(tracking, POLICY_MODEL, round_alias(1))
-    assert policies[2] == str(round1_policy)  # round 2 searched with SLM-r1 from the registry
+    # round 2 searched with SLM-r1, named by its registry version
+    assert policies[2] == version_uri(tracking, POLICY_MODEL, round_alias(1))
     assert checkpoint_path(tracking, PPM_MODEL, round_alias(2)).is_dir()

@@ -11,7 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from http_stub import start
 from mlflow import MlflowClient
+from test_round_synthesis import SOLVE, WRITE, Teacher
 
 from rstar.config import load_profile
 from rstar.store import Catalog, RunLayout, StoreLayout, finished_rounds
@@ -37,20 +40,67 @@ ROUND_METRICS = {
 }
 
 
+KEY = "sk-main-job-teacher"
+
+
+@pytest.fixture
+def teacher():
+    """A scripted teacher over real HTTP on 127.0.0.1 (rstar serve's toy teacher needs a
+    trained checkpoint; what a round does with its answers is the point here)."""
+    httpd = start(Teacher)
+    httpd.requests, httpd.keys = [], set()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def synthesis_profile(path: Path, port: int) -> Path:
+    """The tiny profile with round 2 synthesizing through the teacher on ``port``."""
+    raw = yaml.safe_load((REPO / "rstar" / "profiles" / "tiny.yaml").read_text())
+    raw["evolve"]["synthesis"] |= {
+        "rounds": [2],
+        "toy_seeds_per_level": {1: 3, 2: 3},
+        "hard_seeds": 2,
+        "shard_size": 4,
+    }
+    raw["evolve"]["synthesis"]["teacher"] |= {
+        "base_url": f"http://127.0.0.1:{port}/v1",
+        "api_key_env": "MAIN_JOB_TEACHER_KEY",
+    }
+    raw["evolve"]["synthesis"]["filter"] |= {
+        "problem_prompt": WRITE + "{question}",
+        "solve_prompt": SOLVE + "{question}",
+        "problem_stop": [],
+    }
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
 @pytest.mark.slow
-def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path):
+def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path, teacher):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RSTAR_"))}
+    profile = synthesis_profile(tmp_path / "tiny.yaml", teacher.server_address[1])
+    run_dir = tmp_path / "run"
     done = subprocess.run(
-        [sys.executable, "-m", "flows.main", "--quick", "--run-dir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "flows.main",
+            "--quick",
+            "--profile",
+            str(profile),
+            "--run-dir",
+            str(run_dir),
+        ],
         cwd=REPO,
-        env=env,
+        env=env | {"MAIN_JOB_TEACHER_KEY": KEY},
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
 
-    table = RunLayout(tmp_path).rounds_table.read_text()
+    table = RunLayout(run_dir).rounds_table.read_text()
     assert "Self-evolution on the toy world" in table
     assert [line.split("│")[1].strip() for line in table.splitlines() if "│" in line] == [
         "0 (base)",
@@ -62,12 +112,12 @@ def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path):
     body = [line for line in table.splitlines() if "│" in line]
     assert body and all(line in done.stdout for line in body)  # printed as written
 
-    rounds = finished_rounds(StoreLayout.for_run(tmp_path))
+    rounds = finished_rounds(StoreLayout.for_run(run_dir))
     assert sorted(rounds) == [0, 1, 2, 3, 4]
     for number in (1, 2, 3, 4):
         assert rounds[number].keys() >= ROUND_METRICS, number
 
-    with Catalog(StoreLayout.for_run(tmp_path)) as catalog:
+    with Catalog(StoreLayout.for_run(run_dir)) as catalog:
         searched = catalog.sql(
             "SELECT round, stage, count(DISTINCT problem_id) AS problems FROM nodes "
             "WHERE stage != 'eval' GROUP BY ALL ORDER BY ALL"
@@ -79,11 +129,31 @@ def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path):
         ).to_pylist()
     assert overlap == [{"n": 0}]  # each_round: new, every round searched problems of its own
     assert {(r["round"], r["stage"]) for r in searched} >= {(n, "search") for n in (1, 2, 3, 4)}
-    assert all(r["problems"] == 12 for r in searched if r["stage"] == "search")
+    # round 2 searched its 12 toy problems and what the teacher wrote (all kept: 5 or 10 of
+    # 10 answers agree) from 6 toy seeds and 2 of round 1's unsolved problems, less any that
+    # fell into a held-out split
+    problems = {r["round"]: r["problems"] for r in searched if r["stage"] == "search"}
+    assert {n: p for n, p in problems.items() if n != 2} == {1: 12, 3: 12, 4: 12}
+    with Catalog(StoreLayout.for_run(run_dir)) as catalog:
+        seeded = catalog.sql("SELECT question, seed_problem_id FROM synthetic_problems")
+        (unsolved,) = (
+            catalog.sql(
+                "SELECT count(*) FROM problem_summary WHERE round = 1 AND difficulty = 'hard'"
+            )
+            .to_pylist()[0]
+            .values()
+        )
+    candidates = 6 + min(2, unsolved)
+    assert rounds[2]["synthesis/candidates"] == rounds[2]["synthesis/kept"] == candidates
+    assert 12 < problems[2] == 12 + len(seeded) <= 12 + candidates
+    assert all(q.endswith(" Then twice as many?") for q in seeded["question"].to_pylist())
+    assert rounds[2]["synthesis/requests"] == 2 * candidates  # one write, one solve a seed
+    assert teacher.keys == {f"Bearer {KEY}"}
+    assert not any("synthesis/candidates" in rounds[n] for n in (1, 3, 4))
     # rounds 3 and 4 searched with the previous round's PPM, rounds 1 and 2 without one
     assert [r["ppm"] is not None for r in used] == [False, False, False, True, True]
 
-    tracking = load_profile("tiny", tmp_path, quick=True).resolved_tracking()
+    tracking = load_profile(profile, run_dir, quick=True).resolved_tracking()
     experiment_id = activate(tracking)
     client = MlflowClient()
     parents = client.search_runs(
@@ -101,6 +171,8 @@ def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path):
         assert {"sft", "ppm", "register", "search-shard-0", "eval-toy"} <= names
         artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
         assert {"summary.png", "learning-curves.png"} <= set(artifacts)
+        assert ("synthesis.png" in artifacts) == (run.info.run_name == "round-2")
+        assert not any(KEY in value for value in run.data.params.values())
     for model in ("policy", "ppm"):
         for number in (1, 2, 3, 4):
             assert client.get_model_version_by_alias(model, round_alias(number))
@@ -115,4 +187,4 @@ def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path):
         == client.get_model_version_by_alias("policy", round_alias(promoted[-1])).version
     )
     # the fixed held-out pairs were built once, from toy-val problems, and measured each round
-    assert RunLayout(tmp_path).heldout_pairs.is_file()
+    assert RunLayout(run_dir).heldout_pairs.is_file()

@@ -15,7 +15,7 @@ from rstar.evolve.round_models import RoundModels
 from rstar.evolve.stages import open_round_run, prepare_round
 from rstar.models import ModelConfig
 from rstar.problems import problem_id
-from rstar.store import RunLayout
+from rstar.store import Catalog, RunLayout
 from rstar.store.schema import PROBLEM_SCHEMA
 from rstar.toy.world import problem_pool, split_of
 
@@ -104,12 +104,33 @@ def test_a_round_searches_the_problems_its_teacher_wrote(tmp_path, teacher, monk
     assert prepared["contaminated"] == len(held_out)
     assert all(p["answer"] == "7" and p["level"] is None for p in synthetic.values())
     assert [p["problem_id"] for p in problems] == sorted(p["problem_id"] for p in problems)
+    with Catalog(RunLayout(prof.run_dir).store) as catalog:  # each one's seed, in SQL
+        rows = catalog.sql("SELECT problem_id, seed_problem_id, votes FROM synthetic_problems")
+    assert sorted(rows.to_pylist(), key=lambda r: r["problem_id"]) == sorted(
+        (
+            {
+                "problem_id": synthetic[s + " Then twice as many?"]["problem_id"],
+                "seed_problem_id": problem_id(s),
+                "votes": 10 if len(s) % 2 == 0 else 5,
+            }
+            for s in seeds
+            if s + " Then twice as many?" in synthetic
+        ),
+        key=lambda r: r["problem_id"],
+    )
     votes = {5: 8 - len(agreeing), 10: len(agreeing)}
     assert synthesis_metrics(RunLayout(prof.run_dir).store, 1) == {
         "synthesis/candidates": 8,
         "synthesis/kept": 8,
         "synthesis/kept_share": 1.0,
     } | {f"synthesis/agree_{k}": n for k, n in votes.items() if n}
+    records = round_synthesis.round_records(RunLayout(prof.run_dir).store, 1).to_pylist()
+    assert {round_synthesis.outcome(r) for r in records} == {"kept"}
+    plot = round_synthesis.synthesis_plot(RunLayout(prof.run_dir).store, 1, tmp_path / "s.png")
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert (
+        round_synthesis.synthesis_plot(RunLayout(prof.run_dir).store, 2, tmp_path / "2.png") is None
+    )
 
 
 def test_min_agree_decides_what_the_round_gets(tmp_path, teacher, monkeypatch):
@@ -128,6 +149,8 @@ def test_min_agree_decides_what_the_round_gets(tmp_path, teacher, monkeypatch):
     }
     expected = {q for q in expected if split_of(q, world.test_share, world.val_share) == "train"}
     assert set(kept["question"].to_pylist()) == expected  # 5 of 10 is below 6
+    records = round_synthesis.round_records(RunLayout(prof.run_dir).store, 1).to_pylist()
+    assert {round_synthesis.outcome(r) for r in records} == {"kept", "too few agree"}
 
 
 def test_the_round_run_names_the_teacher_but_never_holds_its_key(tmp_path, teacher, monkeypatch):
@@ -151,3 +174,19 @@ def test_a_round_without_synthesis_prepares_nothing(tmp_path):
 def round_synthesis_models(prof: Profile) -> RoundModels:
     entry = ModelConfig(path=str(prof.run_dir / "base-policy"))
     return RoundModels(search_policy=entry, ppm=None, base=entry.path, previous_policy=None)
+
+
+@pytest.mark.parametrize(
+    ("reason", "answers", "kept", "expected"),
+    [
+        ("7 of 10 answers agree", ["7"] * 10, True, "kept"),
+        ("2 of 10 answers agree (< 3)", ["7", "7", "8"], False, "too few agree"),
+        ("the model wrote no problem", None, False, "wrote no problem"),
+        ("cut off: no end within max_new_tokens (400)", None, False, "cut off"),
+        ("not new: same question as a seed or an earlier candidate", None, False, "not new"),
+        ("not a problem: it asks nothing (question_pattern)", None, False, "not a problem"),
+    ],
+)
+def test_each_candidate_outcome_has_a_short_name(reason, answers, kept, expected):
+    record = {"reason": reason, "answers": answers, "kept": kept}
+    assert round_synthesis.outcome(record) == expected

@@ -27,6 +27,7 @@ import psutil
 import pytest
 from pydantic import ValidationError
 from rich.console import Console
+from tiny_models import tiny_checkpoint
 from typer.testing import CliRunner
 
 from rstar.cli.stack import stack_app
@@ -34,6 +35,7 @@ from rstar.stack import (
     COMPONENTS,
     MLFLOW,
     SERVER,
+    TEACHER,
     WORKER,
     StackConfig,
     StackError,
@@ -291,6 +293,44 @@ def test_start_status_env_stop_without_prefect_yaml(stack_config: StackConfig) -
     assert noop.exit_code == 0
     assert f"nothing running (state in {config.state_dir})" in flat(noop.output)
     assert [(s.running, s.healthy) for s in status(config)] == [(False, False)] * 3
+
+
+def test_the_stack_serves_a_teacher_over_http(tmp_path: Path, monkeypatch) -> None:
+    """--teacher adds `rstar serve --execute` over a checkpoint, on 127.0.0.1 with its key;
+    status sees it and stop ends it with the rest."""
+    monkeypatch.setenv("STACK_TEACHER_KEY", "sk-stack-teacher")
+    checkpoint = tiny_checkpoint(tmp_path / "teacher", ["Ann has 3 apples. How many?"] * 10)
+    (teacher_port,) = free_ports(1)
+    config = make_config(
+        tmp_path, teacher=checkpoint, teacher_port=teacher_port,
+        teacher_api_key_env="STACK_TEACHER_KEY",
+    )  # fmt: skip
+    runner = CliRunner(env={"COLUMNS": "300"})
+    args = [*cli_args(config), "--teacher", str(checkpoint), "--teacher-port", str(teacher_port)]
+    try:
+        started = runner.invoke(
+            stack_app, ["start", *args, "--teacher-api-key-env", "STACK_TEACHER_KEY"]
+        )
+        assert started.exit_code == 0, started.output
+        url = f"http://127.0.0.1:{teacher_port}/v1"
+        assert f"Teacher: {url} (model 'toy-teacher')" in flat(started.output)
+        assert [(s.name, s.healthy) for s in status(config)] == [
+            (SERVER, True), (WORKER, True), (MLFLOW, True), (TEACHER, True),
+        ]  # fmt: skip
+        assert httpx.get(f"{url}/models").status_code == 401  # the key is asked for
+        listed = httpx.get(f"{url}/models", headers={"Authorization": "Bearer sk-stack-teacher"})
+        assert [m["id"] for m in listed.json()["data"]] == ["toy-teacher"]
+        assert "sk-stack-teacher" not in (config.logs_dir / "teacher.log").read_text()
+        trees = process_trees(config)
+    finally:
+        stopped = runner.invoke(stack_app, ["stop", "--run-dir", str(config.run_dir)])
+    assert flat(stopped.output).count("✓ stopped") == 4
+    assert_stopped(config, trees)
+    assert port_free(teacher_port)
+    with pytest.raises(ValidationError, match="is not a model checkpoint"):
+        make_config(tmp_path, teacher=tmp_path)
+    with pytest.raises(ValidationError, match="prefect_port and teacher_port are both 4200"):
+        StackConfig(teacher=checkpoint, teacher_port=4200)
 
 
 FLOW = """\

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from rstar.cli import app
 from rstar.models import OpenAIBackend, OpenAIRequestError
 from rstar.problems import problem_id
-from rstar.problems.synthesis import SynthesisConfig, synthesize, vote
+from rstar.problems.synthesis import SynthesisConfig, asks_something, synthesize, vote
 from rstar.store import Catalog, StoreLayout
 
 WRITE = "WRITE A NEW PROBLEM FROM:\n"
@@ -29,6 +29,7 @@ SEEDS = {f"Seed {i}?": f"New problem {i}?" for i in range(1, 6)}
 SEEDS["Seed 6?"] = "Seed 6?"  # the model copies its seed
 SEEDS["Seed 7?"] = "   "  # the model writes nothing
 SEEDS["Seed 9?"] = "New problem 9? And then CUT"  # runs out of tokens (finish_reason length)
+SEEDS["Seed 10?"] = "Ann has 3 apples and 2 pears."  # a story that asks nothing
 DISTINCT = [str(100 + i) for i in range(10)]
 ANSWERS = {  # per new problem, the final answers of its 10 sampled solutions
     "New problem 1?": ["6"] * 7 + ["5"] * 3,
@@ -165,6 +166,25 @@ def test_written_problems_lose_their_stop_string_and_cut_off_ones_are_not_kept(
     cut = records[problem_id("Seed 9?")]
     assert (cut["kept"], cut["reason"]) == (False, "cut off: no end within max_new_tokens (2048)")
     assert sum(r.startswith(SOLVE) for r in server.requests) == 1  # the cut one is not solved
+
+
+def test_a_reply_that_asks_nothing_is_not_a_problem(tmp_path, backend, server):
+    result = synthesize(seeds("Seed 1?", "Seed 10?"), backend, tmp_path, CONFIG, progress=False)
+    records = {r["seed_problem_id"]: r for r in result.records.to_pylist()}
+    story = records[problem_id("Seed 10?")]
+    assert (story["kept"], story["reason"], story["answers"]) == (
+        False,
+        "not a problem: it asks nothing (question_pattern)",
+        None,
+    )
+    assert records[problem_id("Seed 1?")]["kept"]  # "New problem 1?" asks
+    assert sum(r.startswith(SOLVE) for r in server.requests) == 1  # the story is not solved
+    # "Find x." asks too; a user's own pattern replaces the default
+    assert asks_something("Find x such that 2x = 4.", CONFIG)
+    mine = CONFIG.model_copy(update={"question_pattern": "^Q:"})
+    assert not asks_something("New problem 1?", mine)
+    with pytest.raises(ValueError, match="not a regular expression"):
+        SynthesisConfig(question_pattern="(")
 
 
 def _serve(port: int = 0, die_at: int | None = None) -> ThreadingHTTPServer:

@@ -33,6 +33,7 @@ def _option(name: str, **kwargs: Any) -> Any:
 RUN_DIR = _option("run_dir", envvar="RSTAR_RUN_DIR")
 STATE_DIR = _option("state_dir")
 PROJECT_DIR_OPTION = _option("project_dir")
+TEACHER_OPTION = _option("teacher")
 
 
 def _config(**options: Any) -> StackConfig:
@@ -64,9 +65,14 @@ def start_command(
     worker_query_seconds: float | None = _option("worker_query_seconds"),
     backend_store_uri: str | None = _option("mlflow_tracking_uri"),
     artifact_root: str | None = _option("mlflow_artifact_root"),
+    teacher: Path | None = TEACHER_OPTION,
+    teacher_port: int | None = _option("teacher_port"),
+    teacher_name: str | None = _option("teacher_name"),
+    teacher_api_key_env: str | None = _option("teacher_api_key_env"),
     timeout: float | None = _option("startup_timeout"),
 ) -> None:
-    """Start the Prefect server, create the work pool, deploy, start the worker and MLflow UI."""
+    """Start the Prefect server, create the work pool, deploy, start the worker and MLflow UI,
+    and with --teacher an OpenAI-compatible server for problem synthesis."""
     config = _config(
         host=host,
         prefect_port=prefect_port,
@@ -78,6 +84,10 @@ def start_command(
         worker_query_seconds=worker_query_seconds,
         mlflow_tracking_uri=backend_store_uri,
         mlflow_artifact_root=artifact_root,
+        teacher=teacher,
+        teacher_port=teacher_port,
+        teacher_name=teacher_name,
+        teacher_api_key_env=teacher_api_key_env,
         startup_timeout=timeout,
     )
     try:

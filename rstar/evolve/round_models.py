@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 from rstar.config import ModelConfig, Profile
 from rstar.store import StoreLayout, finished_rounds
-from rstar.tracking import CHAMPION, POLICY_MODEL, PPM_MODEL, checkpoint_path, round_alias
+from rstar.tracking import (
+    CHAMPION,
+    POLICY_MODEL,
+    PPM_MODEL,
+    resolve_checkpoint,
+    round_alias,
+    version_uri,
+)
 
 
 class RoundNotReadyError(RuntimeError):
@@ -30,6 +37,21 @@ class RoundModels:
     ppm: ModelConfig | None
     base: str  # the base model SFT may start from
     previous_policy: str | None  # SLM-r(N-1), None in round 1
+
+    def resolved(self, tracking_uri: str) -> RoundModels:
+        """The same models with registry references (``models:/policy/3``) replaced by their
+        checkpoint directories, resolved where this runs (a shard on any node)."""
+
+        def local(entry: ModelConfig | None) -> ModelConfig | None:
+            return entry and entry.at(resolve_checkpoint(entry.path, tracking_uri))
+
+        previous = self.previous_policy
+        return RoundModels(
+            search_policy=local(self.search_policy),
+            ppm=local(self.ppm),
+            base=self.base,
+            previous_policy=previous and resolve_checkpoint(previous, tracking_uri),
+        )
 
     def as_params(self) -> dict[str, str | None]:
         return {
@@ -60,9 +82,9 @@ def round_models(
         _require_previous(profile, round)
         tracking = profile.resolved_tracking()
         alias = CHAMPION if profile.evolve.search_with == "champion" else round_alias(round - 1)
-        policy = policy or str(checkpoint_path(tracking, POLICY_MODEL, alias))
+        policy = policy or version_uri(tracking, POLICY_MODEL, alias)
         if needs_ppm and ppm is None:
-            ppm = str(checkpoint_path(tracking, PPM_MODEL, alias))
+            ppm = version_uri(tracking, PPM_MODEL, alias)
     searcher = profile.policy.at(policy)
     scorer = profile.ppm_at(ppm) if needs_ppm and ppm else None
     return RoundModels(searcher, scorer, base, policy)

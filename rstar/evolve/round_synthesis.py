@@ -165,6 +165,47 @@ def synthesized_problems(prof: Profile, round: int, searched: pa.Table) -> tuple
     return kept.filter(pa.array(mask, pa.bool_())), mask.count(False)
 
 
+def outcome(record: Mapping) -> str:
+    """What became of a judged candidate, in a word or two: kept, or why not."""
+    if record["kept"]:
+        return "kept"
+    if record["answers"] is not None:
+        return "too few agree"
+    return record["reason"].split(":")[0].removeprefix("the model ")
+
+
+def synthesis_plot(store: StoreLayout, round: int, path: Path) -> Path | None:
+    """The round's agreement histogram (kept and dropped) and what became of each candidate,
+    one PNG; None when the round judged no candidate."""
+    from matplotlib.figure import Figure
+
+    rows = round_records(store, round).to_pylist()
+    if not rows:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure = Figure(figsize=(10, 4), dpi=100)
+    votes, outcomes = figure.subplots(1, 2)
+    solved = [r for r in rows if r["answers"] is not None]
+    top = max((len(r["answers"]) for r in solved), default=0)
+    xs = list(range(top + 1))
+    for kept, colour in ((True, "tab:green"), (False, "tab:red")):  # kept: votes >= min_agree
+        counts = Counter(r["votes"] for r in solved if r["kept"] == kept)
+        label = "kept" if kept else "dropped"
+        votes.bar(xs, [counts[x] for x in xs], color=colour, label=label)
+    votes.set_title(f"round {round}: answers agreeing, per solved candidate")
+    votes.set_xlabel("size of the largest group of equal answers")
+    votes.set_ylabel("candidates")
+    votes.legend()
+    counted = Counter(outcome(r) for r in rows).most_common()
+    outcomes.barh([name for name, _ in counted], [n for _, n in counted], color="tab:blue")
+    outcomes.invert_yaxis()
+    outcomes.set_title(f"round {round}: {len(rows)} candidates")
+    outcomes.set_xlabel("candidates")
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return path
+
+
 def synthesis_metrics(store: StoreLayout, round: int) -> dict[str, float]:
     """Candidates, kept, kept share and the agreement histogram of the round's synthesis."""
     records = round_records(store, round)

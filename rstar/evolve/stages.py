@@ -37,7 +37,7 @@ from rstar.evolve.round_problems import (
     source_problems,
     write_problems,
 )
-from rstar.evolve.round_synthesis import stage_config, synthesized_problems
+from rstar.evolve.round_synthesis import stage_config, synthesis_plot, synthesized_problems
 from rstar.runtime import torch_threads
 from rstar.search import MCTS
 from rstar.search.records import trees_to_table
@@ -155,6 +155,7 @@ def search_shard(
     seed = search.seed + 1_000_003 * round + 7919 * shard + extra
     search = search.model_copy(update={"seed": seed})
     started = time.perf_counter()
+    models = models.resolved(prof.resolved_tracking().tracking_uri)
     with search_session(
         models.search_policy, models.ppm, prof.sandbox, threads=prof.threads, progress=progress
     ) as session:
@@ -216,6 +217,7 @@ def train_round_policy(
 ) -> dict[str, Any]:
     """SLM-r(N): SFT from the base model or the previous policy (``train.policy.init_from``)."""
     out = RunLayout(prof.run_dir).round(round).policy
+    models = models.resolved(prof.resolved_tracking().tracking_uri)
     init = policy_init(prof.train.policy, models.base, models.previous_policy)
     with under_run(parent_run_id), torch_threads(prof.threads):
         result = train_policy(
@@ -361,7 +363,9 @@ def finish_round(
     curves = learning_curves(
         finished_rounds(layout.store) | {round: metrics}, layout.learning_curves
     )
-    close_run(prof.resolved_tracking(), run_id, metrics, [plot, curves])
+    synthesis = synthesis_plot(layout.store, round, layout.round(round).synthesis_plot)
+    plots = [plot, curves] + ([synthesis] if synthesis is not None else [])
+    close_run(prof.resolved_tracking(), run_id, metrics, plots)
     with Catalog(layout.store) as catalog:
         catalog.finish_round(round, metrics)
     return metrics

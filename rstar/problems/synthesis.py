@@ -17,6 +17,7 @@ how many model calls a run will make at most before any is made (a dry run).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -45,6 +46,11 @@ DEFAULT_SOLVE_PROMPT = (
     "{question}"
 )
 SYNTHETIC_SOURCE = "synthetic"
+# A problem asks something: a question mark or a word that asks for an answer.
+DEFAULT_QUESTION_PATTERN = (
+    r"\?|\b(?:find|compute|calculate|determine|evaluate|simplify|solve|express|prove|show|"
+    r"what|how|which)\b"
+)
 
 
 class SynthesisConfig(BaseModel):
@@ -68,6 +74,11 @@ class SynthesisConfig(BaseModel):
     problem_stop: tuple[str, ...] = Field(
         (), description="stop strings that end a written problem (dropped from its text)"
     )
+    question_pattern: str = Field(
+        DEFAULT_QUESTION_PATTERN,
+        description="regular expression (case-insensitive) a written problem must match "
+        "somewhere to be a problem; one that does not is recorded as not a problem, unsolved",
+    )
     batch_size: int = Field(64, gt=0, description="seeds per batch (one audit file each)")
     seed: int | None = None
 
@@ -76,6 +87,15 @@ class SynthesisConfig(BaseModel):
     def _has_question(cls, value: str) -> str:
         if "{question}" not in value:
             raise ValueError("the prompt must contain {question}")
+        return value
+
+    @field_validator("question_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
         return value
 
 
@@ -147,6 +167,11 @@ def kept_problems(records: pa.Table) -> pa.Table:
     )
 
 
+def asks_something(text: str, config: SynthesisConfig) -> bool:
+    """Whether a written problem asks anything (``config.question_pattern`` matches)."""
+    return re.search(config.question_pattern, text, re.IGNORECASE) is not None
+
+
 def _params(
     config: SynthesisConfig, n: int, temperature: float, stop: tuple[str, ...] = ()
 ) -> GenerationParams:
@@ -192,6 +217,8 @@ def _judge_batch(
                 row["reason"] = "the model wrote no problem"
             elif reply.truncated:
                 row["reason"] = f"cut off: no end within max_new_tokens ({config.max_new_tokens})"
+            elif not asks_something(question, config):
+                row["reason"] = "not a problem: it asks nothing (question_pattern)"
             elif pid in known:
                 row["reason"] = "not new: same question as a seed or an earlier candidate"
             else:

@@ -1,13 +1,14 @@
-"""The local orchestration stack: Prefect server, a Prefect worker and the MLflow UI.
+"""The local orchestration stack: Prefect server, a Prefect worker, the MLflow UI, and
+optionally a synthesis teacher.
 
 Modules: ``config`` (:class:`StackConfig`, the shared environment), ``processes`` (the
 components, their PID and log files), ``health`` (HTTP checks), ``prefect`` (the work
 pool, deploying ``prefect.yaml``), ``start`` and ``stop`` (with ``status``); the command
 line is ``rstar.cli.stack``.
 
-``rstar stack start`` runs three long-lived processes on 127.0.0.1, each in its own session
-(so they outlive the command), each with a log file and a PID file under the state
-directory (default ``<run_dir>/stack``):
+``rstar stack start`` runs three (with ``--teacher``, four) long-lived processes on
+127.0.0.1, each in its own session (so they outlive the command), each with a log file
+and a PID file under the state directory (default ``<run_dir>/stack``):
 
 - ``prefect-server``: ``prefect server start``; its database lives in an isolated
   ``PREFECT_HOME`` under the state directory, never the user's ``~/.prefect``.
@@ -16,6 +17,11 @@ directory (default ``<run_dir>/stack``):
 - ``mlflow-ui``: ``mlflow server`` over the same sqlite store and artifact root that
   :meth:`rstar.tracking.Tracking.for_run` resolves, so the UI shows what the pipeline logs;
   one worker and no job runner keep it at two processes (~0.5 GB instead of ~3 GB).
+- ``teacher`` (with ``--teacher CHECKPOINT``): ``rstar serve --execute``, an
+  OpenAI-compatible server over that checkpoint on ``teacher_port`` (8100, the tiny
+  profile's ``evolve.synthesis.teacher.base_url``), so that a round's problem synthesis
+  reaches it over HTTP as it would GPT-4; ``--teacher-api-key-env`` names the variable
+  holding the key it asks clients for.
 
 Everything goes through the venv's ``prefect`` and ``mlflow`` executables (this module
 never imports either). :func:`stack_env` is the environment all of them share; a client
@@ -34,6 +40,7 @@ from rstar.stack.config import (
     COMPONENTS,
     MLFLOW,
     SERVER,
+    TEACHER,
     WORKER,
     StackConfig,
     StackError,
@@ -49,6 +56,7 @@ __all__ = [
     "COMPONENTS",
     "MLFLOW",
     "SERVER",
+    "TEACHER",
     "WORKER",
     "StackConfig",
     "StackError",

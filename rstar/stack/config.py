@@ -18,9 +18,14 @@ from pydantic import (
 from rstar.atomic import atomic_write
 from rstar.tracking import Tracking
 
-SERVER, WORKER, MLFLOW = "prefect-server", "prefect-worker", "mlflow-ui"
-COMPONENTS = (SERVER, WORKER, MLFLOW)
-TITLES = {SERVER: "Prefect server", WORKER: "Prefect worker", MLFLOW: "MLflow UI"}
+SERVER, WORKER, MLFLOW, TEACHER = "prefect-server", "prefect-worker", "mlflow-ui", "teacher"
+COMPONENTS = (SERVER, WORKER, MLFLOW, TEACHER)  # the teacher only when one is configured
+TITLES = {
+    SERVER: "Prefect server",
+    WORKER: "Prefect worker",
+    MLFLOW: "MLflow UI",
+    TEACHER: "teacher (OpenAI-compatible)",
+}
 CONFIG_FILE = "stack.json"
 
 
@@ -66,19 +71,50 @@ class StackConfig(BaseModel):
         default_factory=lambda data: Tracking.for_run(data["run_dir"]).artifact_location,
         description="MLflow artifact root; default <run_dir>/mlflow/artifacts",
     )
+    teacher: Path | None = Field(
+        None,
+        description="a checkpoint to serve as the synthesis teacher (`rstar serve --execute`, "
+        "e.g. runs/toy/teacher from `rstar toy teacher`); default: no teacher",
+    )
+    teacher_port: int = Field(8100, ge=1, le=65535, description="the teacher's port")
+    teacher_name: str = Field(
+        "toy-teacher", min_length=1, description="the model name the teacher serves"
+    )
+    teacher_api_key_env: str | None = Field(
+        None, description="environment variable holding the key the teacher asks clients for"
+    )
     startup_timeout: float = Field(120.0, gt=0, description="seconds to wait for each service")
     stop_timeout: float = Field(10.0, gt=0, description="seconds to wait after each signal")
 
-    @field_validator("run_dir", "state_dir", "project_dir")
+    @field_validator("run_dir", "state_dir", "project_dir", "teacher")
     @classmethod
-    def _resolve(cls, path: Path) -> Path:
-        return absolute_path(path)
+    def _resolve(cls, path: Path | None) -> Path | None:
+        return None if path is None else absolute_path(path)
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> StackConfig:
-        if self.prefect_port == self.mlflow_port:
-            raise ValueError(f"prefect_port and mlflow_port are both {self.prefect_port}")
+        ports = {"prefect_port": self.prefect_port, "mlflow_port": self.mlflow_port}
+        if self.teacher is not None:
+            ports["teacher_port"] = self.teacher_port
+        for name, port in ports.items():
+            same = [other for other, p in ports.items() if p == port and other != name]
+            if same:
+                raise ValueError(f"{name} and {same[0]} are both {port}")
         return self
+
+    @model_validator(mode="after")
+    def _teacher_exists(self) -> StackConfig:
+        if self.teacher is not None and not (self.teacher / "config.json").is_file():
+            raise ValueError(
+                f"teacher {self.teacher} is not a model checkpoint (no config.json): build the "
+                "toy teacher with `rstar toy teacher` or name another checkpoint"
+            )
+        return self
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """The components this stack runs: the teacher only when one is configured."""
+        return COMPONENTS if self.teacher is not None else COMPONENTS[:-1]
 
     @field_validator("mlflow_artifact_root")
     @classmethod
@@ -93,6 +129,11 @@ class StackConfig(BaseModel):
     @property
     def mlflow_url(self) -> str:
         return f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def teacher_url(self) -> str:
+        """The teacher's OpenAI-compatible base URL (a profile's synthesis.teacher.base_url)."""
+        return f"http://{self.host}:{self.teacher_port}/v1"
 
     @property
     def logs_dir(self) -> Path:

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from rstar.stack.config import MLFLOW, SERVER, WORKER, StackConfig, StackError
+from rstar.stack.config import MLFLOW, SERVER, TEACHER, WORKER, StackConfig, StackError
 
 # --- health -------------------------------------------------------------------------------
 
@@ -54,10 +54,20 @@ def work_pool(config: StackConfig) -> dict[str, Any] | None:
     return response.json()
 
 
+def teacher_healthy(config: StackConfig) -> bool:
+    """The teacher lists its model (or asks for the key it was started with)."""
+    response = _request(f"{config.teacher_url}/models")
+    return response is not None and (
+        response.status_code == 200
+        or (response.status_code == 401 and config.teacher_api_key_env is not None)
+    )
+
+
 HEALTH: dict[str, Callable[[StackConfig], bool]] = {
     SERVER: prefect_healthy,
     WORKER: worker_online,
     MLFLOW: mlflow_healthy,
+    TEACHER: teacher_healthy,
 }
 
 

@@ -1,4 +1,4 @@
-"""The stack's three components: how each is started, its PID record and its log file."""
+"""The stack's components: how each is started, its PID record and its log file."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from rstar.stack.config import MLFLOW, SERVER, WORKER, StackConfig, StackError
+from rstar.stack.config import MLFLOW, SERVER, TEACHER, WORKER, StackConfig, StackError
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,32 @@ def executable(name: str) -> str:
 GRACEFUL = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 
 
+def _teacher(config: StackConfig) -> Component:
+    """``rstar serve --execute`` over the teacher checkpoint (toy-sized models, on a CPU)."""
+    argv = [
+        *(executable("rstar"), "serve", str(config.teacher), "--execute"),
+        *("--name", config.teacher_name, "--host", config.host, "--port", str(config.teacher_port)),
+    ]
+    if config.teacher_api_key_env:
+        argv += ["--api-key-env", config.teacher_api_key_env]
+    return Component(
+        name=TEACHER,
+        argv=argv,
+        cwd=config.state_dir,
+        url=config.teacher_url,
+        port=config.teacher_port,
+        port_option="--teacher-port",
+        extra_env={},
+        stop_signals=GRACEFUL[1:],  # uvicorn, as the MLflow UI
+    )
+
+
 def component_table(config: StackConfig) -> dict[str, Component]:
+    """How each of the stack's components (``config.components``) is started."""
     prefect, mlflow = executable("prefect"), executable("mlflow")
     host = config.host
-    return {
+    teacher = {TEACHER: _teacher(config)} if TEACHER in config.components else {}
+    return teacher | {
         SERVER: Component(
             name=SERVER,
             argv=[prefect, "server", "start", "--host", host, "--port", str(config.prefect_port)],

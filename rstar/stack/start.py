@@ -19,9 +19,9 @@ from rich.console import Console
 
 from rstar.atomic import atomic_write
 from rstar.stack.config import (
-    COMPONENTS,
     MLFLOW,
     SERVER,
+    TEACHER,
     TITLES,
     WORKER,
     StackConfig,
@@ -109,7 +109,7 @@ def _wait_until(
 def _running(config: StackConfig) -> dict[str, Record]:
     """The components whose PID file names a live process; stale PID files are removed."""
     live = {}
-    for name in COMPONENTS:
+    for name in config.components:
         record = read_record(config, name)
         if record is None:
             continue
@@ -182,6 +182,7 @@ def start(config: StackConfig, console: Console | None = None) -> list[Component
         console.print(f"[green]✓[/green] {TITLES[name]} pid {record.pid} {where} ({took})")
 
     try:
+        teacher = launch(TEACHER) if TEACHER in components else None  # loads meanwhile
         server = launch(SERVER)
         mlflow = launch(MLFLOW)  # boots while the Prefect side is set up
         wait(SERVER, server)
@@ -190,8 +191,10 @@ def start(config: StackConfig, console: Console | None = None) -> list[Component
         deploy(config, env, console)
         wait(WORKER, launch(WORKER))
         wait(MLFLOW, mlflow)
+        if teacher is not None:
+            wait(TEACHER, teacher)
     except BaseException:
-        stop_components(config, [n for n in COMPONENTS if n in started], console)
+        stop_components(config, [n for n in config.components if n in started], console)
         raise
     _print_usage(config, console)
     return status(config)
@@ -201,9 +204,15 @@ def _print_usage(config: StackConfig, console: Console) -> None:
     where = "" if config.run_dir == absolute_path(Path("runs")) else f" --run-dir {config.run_dir}"
     if config.state_dir != config.run_dir / "stack":
         where += f" --state-dir {config.state_dir}"
+    teacher = (
+        f"Teacher:    {config.teacher_url} (model {config.teacher_name!r})\n"
+        if config.teacher is not None
+        else ""
+    )
     console.print(
         f"\nPrefect UI: [bold]{config.prefect_url}[/bold]\n"
         f"MLflow UI:  [bold]{config.mlflow_url}[/bold]\n"
+        f"{teacher}"
         f"Logs:       {config.logs_dir}\n"
         f'Client env: eval "$(rstar stack env{where})"\n'
         f"Stop with:  rstar stack stop{where}"

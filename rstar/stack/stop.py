@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import psutil
 from rich.console import Console
 
-from rstar.stack.config import COMPONENTS, MLFLOW, SERVER, TITLES, WORKER, StackConfig, StackError
+from rstar.stack.config import MLFLOW, SERVER, TEACHER, TITLES, WORKER, StackConfig, StackError
 from rstar.stack.health import HEALTH
 from rstar.stack.processes import (
     GRACEFUL,
@@ -26,7 +26,7 @@ from rstar.stack.processes import (
 
 
 # The worker before the servers: it reports to the Prefect server while it stops.
-STOP_ORDER = ((WORKER,), (SERVER, MLFLOW))
+STOP_ORDER = ((WORKER,), (SERVER, MLFLOW, TEACHER))
 
 
 @dataclass(eq=False)
@@ -158,7 +158,7 @@ def stop_components(config: StackConfig, names: list[str], console: Console) -> 
 def stop(config: StackConfig, console: Console | None = None) -> list[str]:
     """Stop every running component; the names of those that were running (none: no-op)."""
     console = console or Console()
-    stopped = stop_components(config, list(COMPONENTS), console)
+    stopped = stop_components(config, list(config.components), console)
     if not stopped:
         console.print(f"nothing running (state in {config.state_dir})")
     return stopped
@@ -168,7 +168,7 @@ def status(config: StackConfig) -> list[ComponentStatus]:
     """Each component: its PID when running, its URL, and whether it answers."""
     components = component_table(config)
     result = []
-    for name in COMPONENTS:
+    for name in config.components:
         record = read_record(config, name)
         live = record is not None and record.process() is not None
         result.append(

@@ -14,8 +14,8 @@ Views: ``nodes`` and ``synthesis`` read their Parquet globs by absolute path, so
 are visible at once. DuckDB errors on a glob that matches no file, so a table without
 files yet gets a typed empty view; ``refresh()`` (also run on every writable open) swaps in
 the glob view once files exist and re-points the views after the store moved.
-``trajectories`` (terminal nodes' rows), ``problem_summary`` and ``eval_summary`` are
-defined over the others. Column meanings: docs/store.md.
+``trajectories`` (terminal nodes' rows), ``problem_summary``, ``eval_summary`` and
+``synthetic_problems`` are defined over the others. Column meanings: docs/store.md.
 """
 
 from __future__ import annotations
@@ -94,6 +94,16 @@ CREATE OR REPLACE VIEW eval_summary AS
 SELECT round, benchmark, method, count(*) AS num_problems,
        avg(CAST(coalesce(correct, false) AS DOUBLE)) AS accuracy
 FROM eval_results GROUP BY round, benchmark, method
+"""
+
+# Each synthesized problem a round searched, with the seed it was written from and its vote
+# (the first candidate that wrote it, should two rounds have kept the same question).
+_SYNTHETIC_PROBLEMS = """
+CREATE OR REPLACE VIEW synthetic_problems AS
+SELECT DISTINCT ON (p.problem_id) p.*, s.seed_problem_id, s.candidate_id, s.votes, s.answers
+FROM problems p JOIN synthesis s ON s.problem_id = p.problem_id AND s.kept
+WHERE p.source = 'synthetic'
+ORDER BY p.problem_id, s.candidate_id
 """
 
 _TABLES: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
@@ -225,6 +235,7 @@ class Catalog:
         self.con.execute(_TRAJECTORIES)
         self.con.execute(_PROBLEM_SUMMARY)
         self.con.execute(_EVAL_SUMMARY)
+        self.con.execute(_SYNTHETIC_PROBLEMS)
 
     # --- tables written by the orchestrator (bulk, through Arrow) ---
 

@@ -124,6 +124,10 @@ class RoundLayout:
     def summary_plot(self) -> Path:
         return self.dir / "summary.png"
 
+    @property
+    def synthesis_plot(self) -> Path:
+        return self.dir / "synthesis.png"
+
 
 @dataclass(frozen=True)
 class RunLayout:
