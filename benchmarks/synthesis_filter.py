@@ -16,7 +16,11 @@ reached over HTTP with ``OpenAIBackend``, as a round reaches GPT-4. Two measurem
     .venv/bin/python benchmarks/synthesis_filter.py --teacher runs/toy/teacher \
         --out runs/synthesis-filter
 
-Writes ``<out>/report.json`` and ``<out>/filter.png`` (precision and yield against min_agree).
+Writes ``<out>/report.json`` and ``<out>/filter.png`` (precision and yield against min_agree)
+and logs both to MLflow (experiment ``synthesis-filter`` in ``<out>/mlflow``, or
+``--tracking-uri``): per ``min_agree`` (the step) the precision and yield of each level and
+of levels 1-4, the teacher's accuracy per sample, the plot. ``--log-only`` logs an earlier
+run's ``<out>`` without asking the teacher anything.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -44,6 +49,7 @@ from rstar.problems.synthesis import SynthesisConfig, synthesize, vote
 from rstar.toy.config import ToyWorldConfig
 from rstar.toy.teacher import TOY_PROBLEM_END, TOY_PROBLEM_PROMPT, TOY_SOLVE_PROMPT
 from rstar.toy.world import problem_pool
+from rstar.tracking import Tracking, TrackingConfig, log_artifact, log_metrics, start_run
 
 NAME = "toy-teacher"
 
@@ -130,8 +136,13 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.7, help="when solving")
     parser.add_argument("--seeds", type=int, default=200, help="train seeds for synthesis")
     parser.add_argument("--min-agree", type=int, default=3)
+    parser.add_argument("--tracking-uri", default=None, help="default: <out>/mlflow (sqlite)")
+    parser.add_argument("--log-only", action="store_true", help="log <out>'s report to MLflow")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.log_only:
+        print("MLflow run", log_report(args.out, args.tracking_uri))
+        return
     process, url = serve(args.teacher, args.out / "serve.log")
     report: dict = {"teacher": str(args.teacher), "url": url}
     try:
@@ -197,6 +208,28 @@ def main() -> None:
     print(json.dumps({k: v for k, v in report.items() if k != "curves"}, indent=2, default=str))
     for row in curves["levels 1-4"]:
         print(row)
+    print("MLflow run", log_report(args.out, args.tracking_uri))
+
+
+def log_report(out: Path, tracking_uri: str | None) -> str:
+    """``<out>/report.json`` and ``filter.png`` as an MLflow run; returns its id."""
+    report = json.loads((out / "report.json").read_text())
+    tracking = Tracking.for_run(out, TrackingConfig(experiment="synthesis-filter"))
+    if tracking_uri:
+        tracking = replace(tracking, tracking_uri=tracking_uri)
+    params = {"teacher": Path(report["teacher"]).name, "problems": len(report["curves"])}
+    with start_run(tracking, "synthesis-filter", params=params) as run:
+        for name, rows in report["curves"].items():
+            key = name.replace(" ", "_")
+            for row in rows:
+                log_metrics(
+                    {f"{key}/precision": row["precision"], f"{key}/yield": row["yield"]},
+                    step=row["min_agree"],
+                )
+        log_metrics({f"sample_accuracy/level_{k}": v for k, v in report["sample_accuracy"].items()})
+        for name in ("filter.png", "report.json"):
+            log_artifact(out / name)
+        return run.info.run_id
 
 
 if __name__ == "__main__":
