@@ -62,7 +62,7 @@ def evolve(
     round N > 1 takes round N-1's registered models and refuses to start until round N-1
     has completed. ``quick`` runs the profile's small size.
     """
-    spec = RunSpec(profile, run_dir, quick)
+    spec = RunSpec(profile, run_dir, quick).absolute()
     prof = spec.load()
     check_runner(prof)
     concurrency = prof.evolve.concurrency

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+import rstar.config
 from rstar.cluster import (
     ClusterError,
     RunnerConfig,
@@ -19,6 +20,7 @@ from rstar.cluster import (
     worker_env,
 )
 from rstar.config import load_profile
+from rstar.evolve.stages import RunSpec
 from rstar.tracking import Tracking, resolve_checkpoint
 
 
@@ -115,3 +117,14 @@ def test_a_registry_reference_that_does_not_exist_is_named(tmp_path: Path):
     assert resolve_checkpoint("/ckpt/policy", tracking.tracking_uri) == "/ckpt/policy"
     with pytest.raises(LookupError, match="models:/policy/7 is not in the MLflow registry"):
         resolve_checkpoint("models:/policy/7", tracking.tracking_uri)
+
+
+def test_a_run_spec_is_absolute_so_any_node_resolves_it(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RSTAR_RUN_DIR", raising=False)
+    (tmp_path / "mine.yaml").write_text((Path(rstar.config.PROFILES_DIR) / "tiny.yaml").read_text())
+    spec = RunSpec("mine.yaml", "runs/a", quick=True).absolute()
+    assert spec == RunSpec(str(tmp_path / "mine.yaml"), str(tmp_path / "runs" / "a"), True)
+    assert RunSpec("tiny").absolute() == RunSpec("tiny", str(tmp_path / "runs"), False)
+    monkeypatch.chdir(tmp_path / "..")  # elsewhere, the same run
+    assert spec.load().run_dir == tmp_path / "runs" / "a"

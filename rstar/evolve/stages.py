@@ -87,6 +87,17 @@ class RunSpec:
     def load(self) -> Profile:
         return load_profile(self.profile, self.run_dir, quick=self.quick)
 
+    def absolute(self) -> RunSpec:
+        """The same run with a profile file and the run directory as absolute paths, so that
+        a task resolves them alike in any working directory (a shard on another node)."""
+        profile = Path(self.profile)
+        named = profile.suffix in {".yaml", ".yml"} and profile.is_file()
+        return RunSpec(
+            str(profile.resolve()) if named else self.profile,
+            str(Path(self.load().run_dir).resolve()),
+            self.quick,
+        )
+
 
 class NoTrainingDataError(ValueError):
     """A round's search left nothing to train on; raised before any training starts."""
