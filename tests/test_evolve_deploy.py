@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from rstar.config import load_profile
@@ -60,6 +61,14 @@ def node_counts(run_dir: Path, round: int) -> list[tuple]:
             {"round": round},
         )
     return [tuple(r.values()) for r in rows.to_pylist()]
+
+
+@pytest.fixture(scope="module")
+def clean_round_one(tmp_path_factory, quick_base) -> list[tuple]:
+    """The node counts of round 1 run once without faults, from the same base."""
+    clean = with_base(tmp_path_factory.mktemp("clean"), quick_base)
+    run_clean_round_one(clean)
+    return node_counts(clean, 1)
 
 
 def run_clean_round_one(run_dir: Path) -> None:
@@ -129,7 +138,7 @@ def stack(tmp_path_factory) -> Stack:
 
 @pytest.mark.slow  # a real server, worker and two deployed rounds: minutes
 def test_round_one_retry_reruns_only_the_failed_shard_then_round_two_follows(
-    stack, quick_base, tmp_path
+    stack, quick_base, clean_round_one
 ):
     run_dir = with_base(stack.config.run_dir, quick_base)
     store = RunLayout(run_dir).store
@@ -165,11 +174,9 @@ def test_round_one_retry_reruns_only_the_failed_shard_then_round_two_follows(
     assert states["search-round-1-shard-1"][-1] == "Completed"
     assert states["finish-round-1"] == ["Completed"]
 
-    clean = with_base(tmp_path / "clean", quick_base)
-    run_clean_round_one(clean)
-    retried, fresh = node_counts(run_dir, 1), node_counts(clean, 1)
+    retried = node_counts(run_dir, 1)
     assert all(n == distinct for *_, n, distinct in retried)  # no duplicate rows
-    assert retried == fresh
+    assert retried == clean_round_one
 
     prof = load_profile("tiny", run_dir, quick=True)
     second = stack.run_deployment("evolve/round-2", quick=True)
@@ -181,3 +188,51 @@ def test_round_one_retry_reruns_only_the_failed_shard_then_round_two_follows(
     # round 2 searched with SLM-r1, named by its registry version
     assert policies[2] == version_uri(tracking, POLICY_MODEL, round_alias(1))
     assert checkpoint_path(tracking, PPM_MODEL, round_alias(2)).is_dir()
+
+
+def flow_run_process(run_id: str) -> psutil.Process | None:
+    """The process executing flow run ``run_id`` (the worker starts it with the run's id)."""
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get("PREFECT__FLOW_RUN_ID") == run_id:
+                return proc
+        except psutil.Error:
+            continue
+    return None
+
+
+@pytest.mark.slow  # a deployed round, killed and retried twice: minutes
+def test_a_flow_run_killed_by_sigkill_mid_shard_is_retried_to_the_same_store(
+    stack, quick_base, clean_round_one, tmp_path
+):
+    run_dir = with_base(tmp_path / "killed", quick_base)
+    run = stack.run_deployment("evolve/round-1", quick=True, run_dir=run_dir)
+    assert stack.wait(run) == "FAILED"  # the stack's injected failure of search shard 1
+    stack.cli("flow-run", "retry", run)
+
+    def shard_running() -> bool:
+        return any(
+            r["name"] == "search-round-1-shard-1" and r["state"]["type"] == "RUNNING"
+            for r in stack.task_runs(run)
+        )
+
+    deadline = time.monotonic() + 300
+    while not shard_running():  # the retried shard is searching: kill its flow-run process
+        assert time.monotonic() < deadline and stack.flow_run(run)["state"]["type"] not in TERMINAL
+        time.sleep(0.2)
+    process = flow_run_process(run)
+    assert process is not None
+    process.kill()  # SIGKILL: no handler runs, as with the OOM killer or a lost node
+    assert stack.wait(run) == "CRASHED"
+    assert not RunLayout(run_dir).store.shard_path(1, "search", 1).exists()  # nothing half-written
+
+    stack.cli("flow-run", "retry", run)
+    assert stack.wait(run) == "COMPLETED"
+    counts = node_counts(run_dir, 1)
+    assert all(n == distinct for *_, n, distinct in counts)  # no duplicate rows
+    assert counts == clean_round_one  # nothing lost, nothing twice
+    with Catalog(StoreLayout.for_run(run_dir)) as catalog:
+        finished = catalog.sql(
+            "SELECT round FROM rounds WHERE finished_at IS NOT NULL ORDER BY round"
+        )
+    assert finished.to_pylist() == [{"round": 0}, {"round": 1}]  # the base line, round 1
