@@ -54,12 +54,13 @@ class Node:
     log: Path
 
     def processes(self) -> list[psutil.Process]:
+        """The node's live processes (a killed one may linger as a zombie until reaped)."""
         found = []
         for proc in psutil.process_iter(["pid"]):
             try:
-                if os.getsid(proc.pid) == self.process.pid:
+                if os.getsid(proc.pid) == self.process.pid and proc.status() != "zombie":
                     found.append(proc)
-            except (ProcessLookupError, PermissionError):
+            except (ProcessLookupError, PermissionError, psutil.Error):
                 continue
         return found
 
@@ -163,8 +164,8 @@ def trees(run_dir: Path) -> list[tuple]:
     return [tuple(r.values()) for r in rows.to_pylist()]
 
 
-def log_of(run_dir: Path) -> str:
-    return (run_dir.parent / f"{run_dir.name}.log").read_text()[-5000:]
+def log_of(run_dir: Path, tail: int = 5000) -> str:
+    return (run_dir.parent / f"{run_dir.name}.log").read_text()[-tail:]
 
 
 @pytest.mark.slow
@@ -186,11 +187,14 @@ def test_a_round_on_a_ray_cluster_equals_a_thread_run_and_survives_a_killed_node
         )
         assert job.poll() is None, log_of(ray_dir)
         cluster.second.kill(signal.SIGKILL)
+        cluster.second.process.wait(timeout=30)  # reap our child, `ray start`
         wait_for(lambda: not cluster.second.processes(), "the killed node to be gone", 30)
         assert job.wait(timeout=900) == 0, log_of(ray_dir)  # Ray reran the lost shard
         assert cluster.head.process.poll() is None
 
-    assert "shards run on Ray (127.0.0.1:" in log_of(ray_dir)
+    log = log_of(ray_dir, tail=10**7)
+    assert "shards run on Ray (127.0.0.1:" in log
+    assert "the node it was running on is dead" in log  # Ray reran the killed node's shard
     ray_trees, thread_trees = trees(ray_dir), trees(thread_dir)
     assert ray_trees == thread_trees  # the same nodes per problem, none twice
     assert len(ray_trees) == len(set(ray_trees)) > 0
