@@ -1,15 +1,16 @@
 """A round with its shards on Ray vs in threads, on this machine: wall time and Ray's fixed
 costs (issue 17: target ray / thread <= 1.15).
 
-Round 1 of the main job (``python -m flows.main --last 1``) at the quick size with more
-problems (``--per-level`` of levels 1 and 2, so that a round takes minutes), run twice from
-the same base policy: ``runner: thread``, then ``runner: ray`` against a Ray head started
+Round 1 of the main job (``python -m flows.main --last 1``), run twice from the same base
+policy: at the shipped size from ``--base`` (a ``runs/toy`` folder with the built base
+policy), or without one at the quick size with ``--per-level`` problems of levels 1 and 2
+(its base built first); ``runner: thread``, then ``runner: ray`` against a Ray head started
 here as a separate process (``ray start --head``, as a user would: the same 2 cores), and,
 apart, the fixed costs: connecting a driver, and a first task on a fresh worker importing
 the round's task module (Ray starts workers per job). Every round writes the same trees
 (checked): only where the shards ran differs.
 
-    .venv/bin/python benchmarks/ray_round.py --out runs/ray-round
+    .venv/bin/python benchmarks/ray_round.py --out runs/ray-round --base runs/toy
 
 Writes ``<out>/report.json``.
 """
@@ -36,23 +37,25 @@ REPO = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).parent / "ray")
 
 
-def profile(path: Path, per_level: int, runner: dict) -> Path:
+def profile(path: Path, per_level: int | None, runner: dict) -> Path:
+    """The tiny profile with ``runner``; with ``per_level``, its quick size's problems."""
     raw = yaml.safe_load((REPO / "rstar" / "profiles" / "tiny.yaml").read_text())
     raw["threads"] = 1
     raw["runner"] = runner
-    raw["quick"]["evolve"]["problems"] = {"toy_per_level": {1: per_level, 2: per_level}}
+    if per_level is not None:
+        raw["quick"]["evolve"]["problems"] = {"toy_per_level": {1: per_level, 2: per_level}}
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 
 
-def round_one(prof: Path, run_dir: Path, env: dict[str, str]) -> float:
+def round_one(prof: Path, run_dir: Path, env: dict[str, str], quick: bool) -> float:
     """Seconds of round 1 (the main job's process, base policy built beforehand)."""
     env = {k: v for k, v in env.items() if not k.startswith(("PREFECT_", "RSTAR_"))}
     started = time.perf_counter()
     with (run_dir.parent / f"{run_dir.name}.log").open("w") as log:
         subprocess.run(
-            [sys.executable, "-m", "flows.main", "--quick", "--profile", str(prof),
-             "--run-dir", str(run_dir), "--last", "1"],
+            [sys.executable, "-m", "flows.main", *(["--quick"] if quick else []),
+             "--profile", str(prof), "--run-dir", str(run_dir), "--last", "1"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, check=True,
         )  # fmt: skip
     return time.perf_counter() - started
@@ -85,23 +88,29 @@ def fixed_costs(address: str, env: dict[str, str]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/ray-round"))
-    parser.add_argument("--per-level", type=int, default=40, help="toy problems of levels 1, 2")
+    parser.add_argument("--base", type=Path, help="a toy folder with the base: shipped size")
+    parser.add_argument("--per-level", type=int, default=40, help="quick size: problems/level")
     args = parser.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    report: dict = {"per_level": args.per_level}
+    quick = args.base is None
+    per_level = args.per_level if quick else None
+    report: dict = {"size": "quick" if quick else "shipped", "per_level": per_level}
 
-    # the base policy, built once (round 1 of a throwaway run), shared by both rounds
-    warm = out / "warm"
-    round_one(profile(out / "warm.yaml", 1, {"kind": "thread"}), warm, dict(os.environ))
+    base = args.base
+    if base is None:  # the quick base, built once (round 1 of a throwaway run)
+        warm = out / "warm"
+        round_one(profile(out / "warm.yaml", 1, {"kind": "thread"}), warm, dict(os.environ), True)
+        base = warm / "toy"
     for name in ("thread", "ray"):
         shutil.rmtree(out / name, ignore_errors=True)
-        shutil.copytree(warm / "toy", out / name / "toy")
+        shutil.copytree(base, out / name / "toy")
 
     report["thread_seconds"] = round_one(
-        profile(out / "thread.yaml", args.per_level, {"kind": "thread"}),
+        profile(out / "thread.yaml", per_level, {"kind": "thread"}),
         out / "thread",
         dict(os.environ),
+        quick,
     )
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -122,7 +131,7 @@ def main() -> None:
         report["ray_fixed"] = fixed_costs(address, env)
         runner = {"kind": "ray", "address": address}
         report["ray_seconds"] = round_one(
-            profile(out / "ray.yaml", args.per_level, runner), out / "ray", env
+            profile(out / "ray.yaml", per_level, runner), out / "ray", env, quick
         )
     finally:
         os.killpg(head.pid, signal.SIGTERM)
