@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import httpx
 import psutil
 import pyarrow.parquet as pq
 import pytest
+from test_ray_round import RAY_ENV, free_port, profile, ray_cluster
 
 from rstar.config import load_profile
 from rstar.evolve.stages import bootstrap_policy
@@ -32,12 +32,6 @@ from tasks.evolve import FAIL_ONCE_ENV
 REPO = Path(__file__).resolve().parents[1]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -128,12 +122,15 @@ def stack(tmp_path_factory) -> Stack:
         worker_query_seconds=2,
         project_dir=REPO,
     )
-    os.environ[FAIL_ONCE_ENV] = "1:search:1"  # the worker (and its flow runs) inherit it
+    # the worker (and its flow runs) inherit the injected failure and a Ray cluster's token
+    added = {FAIL_ONCE_ENV: "1:search:1", **RAY_ENV}
+    os.environ.update(added)
     try:
         start(config)
         yield Stack(config)
     finally:
-        del os.environ[FAIL_ONCE_ENV]
+        for name in added:
+            del os.environ[name]
         stop(config)
 
 
@@ -245,3 +242,35 @@ def test_a_flow_run_killed_by_sigkill_mid_shard_is_retried_to_the_same_store(
             "SELECT round FROM rounds WHERE finished_at IS NOT NULL ORDER BY round"
         )
     assert finished.to_pylist() == [{"round": 0}, {"round": 1}]  # the base line, round 1
+
+
+@pytest.mark.slow  # a deployed round with its shards on a Ray head, failed and retried
+def test_a_ray_round_retried_from_prefect_reruns_only_the_failed_shard(
+    stack, quick_base, clean_round_one, tmp_path
+):
+    with ray_cluster(tmp_path, count=1) as cluster:  # the stack's worker holds its token
+        runner = {"kind": "ray", "address": cluster.address}
+        ray_profile = profile(tmp_path / "ray.yaml", runner, threads=None)
+        run_dir = with_base(tmp_path / "ray-run", quick_base)
+        run = stack.run_deployment(
+            "evolve/round-1", quick=True, run_dir=run_dir, profile=ray_profile
+        )
+        assert stack.wait(run) == "FAILED"  # search shard 1 failed on the Ray worker
+        failed = {r["name"]: r["state"]["type"] for r in stack.task_runs(run)}
+        assert (failed["search-round-1-shard-0"], failed["search-round-1-shard-1"]) == (
+            "COMPLETED",
+            "FAILED",
+        )
+        stack.cli("flow-run", "retry", run)  # what the UI's Retry does
+        assert stack.wait(run) == "COMPLETED"
+    states: dict[str, list[str]] = {}
+    for r in sorted(stack.task_runs(run), key=lambda r: r["created"]):
+        states.setdefault(r["name"], []).append(r["state"]["name"])
+    assert states["search-round-1-shard-0"][-1] == "Cached"  # its Ray result was reused
+    assert states["search-round-1-shard-1"][-1] == "Completed"
+    counts = node_counts(run_dir, 1)
+    assert all(n == distinct for *_, n, distinct in counts)  # nothing twice
+    # every problem searched once, by the shard it belongs to (the trees themselves may differ:
+    # a Ray worker runs a shard with other thread counts than the flow's thread pool)
+    searched = [c[:3] for c in counts if c[0] == "search"]
+    assert searched == [c[:3] for c in clean_round_one if c[0] == "search"]

@@ -30,6 +30,12 @@ from rstar.store import Catalog, StoreLayout
 REPO = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).parent / "ray")
 STARTED = "This command will now block forever"
+# A cluster's token (Ray 2.60 authenticates by default): nodes and drivers all hold it.
+RAY_ENV = {
+    "RAY_AUTH_MODE": "token",
+    "RAY_AUTH_TOKEN": secrets.token_hex(16),
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
 SHARD_TASK = "ray::search_shard"  # a Ray worker's title while it runs a search shard
 
 
@@ -97,19 +103,15 @@ class Cluster:
     address: str
     env: dict[str, str]  # what a driver needs: the cluster's token
     head: Node
-    second: Node
+    second: Node | None
 
 
 @contextmanager
-def ray_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """A head and a second node on 127.0.0.1, one CPU each, token-authenticated; every
-    process of both is gone afterwards."""
+def ray_cluster(tmp_path: Path, count: int = 2) -> Iterator[Cluster]:
+    """A head and (``count`` 2) a second node on 127.0.0.1, one CPU each, token-authenticated;
+    every process of them is gone afterwards."""
     port = free_port()
-    env = os.environ | {
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(16),
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
+    env = os.environ | RAY_ENV
     nodes: list[Node] = []
     try:
         nodes.append(
@@ -119,8 +121,10 @@ def ray_cluster(tmp_path: Path) -> Iterator[Cluster]:
                 env,
             )
         )
-        nodes.append(start_node([f"--address=127.0.0.1:{port}"], tmp_path / "ray-node-2.log", env))
-        yield Cluster(f"127.0.0.1:{port}", env, *nodes)
+        if count == 2:
+            second = start_node([f"--address=127.0.0.1:{port}"], tmp_path / "ray-node-2.log", env)
+            nodes.append(second)
+        yield Cluster(f"127.0.0.1:{port}", env, nodes[0], nodes[1] if count == 2 else None)
     finally:
         for node in reversed(nodes):
             node.kill(signal.SIGTERM)
@@ -134,10 +138,11 @@ def ray_cluster(tmp_path: Path) -> Iterator[Cluster]:
             wait_for(lambda n=node: not n.processes(), "the node's processes to end", 30)
 
 
-def profile(path: Path, runner: dict) -> Path:
-    """The tiny profile with ``runner``, one thread per shard (the same trees either way)."""
+def profile(path: Path, runner: dict, threads: int | None = 1) -> Path:
+    """The tiny profile with ``runner``; one thread per shard by default (the same trees
+    whichever runner: a shard's thread count may change its floating-point sums)."""
     raw = yaml.safe_load((REPO / "rstar" / "profiles" / "tiny.yaml").read_text())
-    raw |= {"threads": 1, "runner": runner}
+    raw |= {"threads": threads, "runner": runner}
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 
