@@ -45,7 +45,7 @@ from rstar.format import ANSWER_END
 from rstar.grading import extract_answer, is_correct
 from rstar.models import GenerationParams, OpenAIBackend
 from rstar.problems.ids import problem_id
-from rstar.problems.synthesis import SynthesisConfig, synthesize, vote
+from rstar.problems.synthesis import SynthesisConfig, outcome, synthesize, vote
 from rstar.toy.config import ToyWorldConfig
 from rstar.toy.teacher import TOY_PROBLEM_END, TOY_PROBLEM_PROMPT, TOY_SOLVE_PROMPT
 from rstar.toy.world import problem_pool
@@ -189,10 +189,7 @@ def main() -> None:
                 "seeds": len(seeds),
                 "seconds": round(time.perf_counter() - started, 1),
                 "kept": len(result.problems),
-                "reasons": Counter(
-                    "kept" if r["kept"] else r["reason"].split(" (")[0].split(":")[0]
-                    for r in records
-                ),
+                "outcomes": Counter(outcome(r) for r in records),
                 "agreement_histogram": Counter(r["votes"] for r in records if r["answers"]),
                 "examples": [
                     {"seed": s.question, "written": r["question"], "label": r["agreed_answer"]}

@@ -29,7 +29,8 @@ SHARDED_STAGES = ("synthesis", "search")
 # Variables a shard on a Ray worker needs from the orchestrating process: where Prefect,
 # MLflow and the run directory are, and the offline switches.
 WORKER_ENV_PREFIXES = ("PREFECT_", "MLFLOW_", "RSTAR_", "HF_", "TOKENIZERS_PARALLELISM")
-DEFAULT_RAY_PORT = 6379
+DEFAULT_RAY_PORT = 6379  # the head's GCS (`ray start --head`)
+DEFAULT_CLIENT_PORT = 10001  # the Ray client server (ray://)
 
 
 class ClusterError(RuntimeError):
@@ -88,9 +89,10 @@ def _host_port(address: str) -> tuple[str, int] | None:
         address = os.environ.get("RAY_ADDRESS", "")
         if not address:
             return None
+    client = address.startswith("ray://")
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host:
-        return address.removeprefix("ray://"), DEFAULT_RAY_PORT
+        return port, DEFAULT_CLIENT_PORT if client else DEFAULT_RAY_PORT
     if not port.isdigit():
         raise ClusterError(
             f"runner.address {address!r} is not HOST:PORT: give the head node's address, "

@@ -14,6 +14,7 @@ from rstar.cluster import (
     ClusterError,
     RunnerConfig,
     StageResources,
+    _host_port,
     check_address,
     check_writable,
     preflight,
@@ -77,6 +78,9 @@ def test_an_unreachable_ray_address_is_named_with_the_fix():
     with pytest.raises(ClusterError, match="not HOST:PORT"):
         check_address("127.0.0.1:head", timeout=2)
     check_address(None, timeout=2)  # a temporary local Ray: nothing to check
+    assert _host_port("10.0.0.5") == ("10.0.0.5", 6379)  # the head's GCS port
+    assert _host_port("ray://10.0.0.5") == ("10.0.0.5", 10001)  # the Ray client's
+    assert _host_port("ray://10.0.0.5:10002") == ("10.0.0.5", 10002)
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()

@@ -15,6 +15,7 @@ from rstar.evolve.round_models import RoundModels
 from rstar.evolve.stages import open_round_run, prepare_round
 from rstar.models import ModelConfig
 from rstar.problems import problem_id
+from rstar.problems.synthesis import outcome
 from rstar.store import Catalog, RunLayout
 from rstar.store.schema import PROBLEM_SCHEMA
 from rstar.toy.world import problem_pool, split_of
@@ -125,7 +126,7 @@ def test_a_round_searches_the_problems_its_teacher_wrote(tmp_path, teacher, monk
         "synthesis/kept_share": 1.0,
     } | {f"synthesis/agree_{k}": n for k, n in votes.items() if n}
     records = round_synthesis.round_records(RunLayout(prof.run_dir).store, 1).to_pylist()
-    assert {round_synthesis.outcome(r) for r in records} == {"kept"}
+    assert {outcome(r) for r in records} == {"kept"}
     plot = round_synthesis.synthesis_plot(RunLayout(prof.run_dir).store, 1, tmp_path / "s.png")
     assert plot.read_bytes().startswith(b"\x89PNG")
     assert (
@@ -150,7 +151,7 @@ def test_min_agree_decides_what_the_round_gets(tmp_path, teacher, monkeypatch):
     expected = {q for q in expected if split_of(q, world.test_share, world.val_share) == "train"}
     assert set(kept["question"].to_pylist()) == expected  # 5 of 10 is below 6
     records = round_synthesis.round_records(RunLayout(prof.run_dir).store, 1).to_pylist()
-    assert {round_synthesis.outcome(r) for r in records} == {"kept", "too few agree"}
+    assert {outcome(r) for r in records} == {"kept", "too few agree"}
 
 
 def test_the_round_run_names_the_teacher_but_never_holds_its_key(tmp_path, teacher, monkeypatch):
@@ -189,4 +190,4 @@ def round_synthesis_models(prof: Profile) -> RoundModels:
 )
 def test_each_candidate_outcome_has_a_short_name(reason, answers, kept, expected):
     record = {"reason": reason, "answers": answers, "kept": kept}
-    assert round_synthesis.outcome(record) == expected
+    assert outcome(record) == expected

@@ -41,6 +41,7 @@ from rstar.stack import (
     StackError,
     env_exports,
     pid_file,
+    saved_config,
     stack_env,
     start,
     status,
@@ -327,8 +328,16 @@ def test_the_stack_serves_a_teacher_over_http(tmp_path: Path, monkeypatch) -> No
     assert flat(stopped.output).count("✓ stopped") == 4
     assert_stopped(config, trees)
     assert port_free(teacher_port)
-    with pytest.raises(ValidationError, match="is not a model checkpoint"):
-        make_config(tmp_path, teacher=tmp_path)
+    # a missing checkpoint stops `start` before anything runs, while `status` and `stop` of a
+    # stack whose checkpoint has gone since still read its saved settings
+    missing = make_config(tmp_path, teacher=tmp_path)
+    with pytest.raises(StackError, match=r"is not a model checkpoint .* `rstar toy teacher`"):
+        start(missing, Console(file=io.StringIO()))
+    assert pids(missing) == {}
+    (checkpoint / "config.json").unlink()
+    assert saved_config(config.state_dir).teacher == checkpoint
+    shown = runner.invoke(stack_app, ["status", "--run-dir", str(config.run_dir)])
+    assert shown.exit_code == 0 and "teacher" in shown.output
     with pytest.raises(ValidationError, match="prefect_port and teacher_port are both 4200"):
         StackConfig(teacher=checkpoint, teacher_port=4200)
 

@@ -31,7 +31,7 @@ from rstar.evaluate.benchmarks import decontaminator
 from rstar.models import generation_backend
 from rstar.problems import load_problems
 from rstar.problems.ids import problem_id
-from rstar.problems.synthesis import audit_dir, kept_problems, read_records, synthesize
+from rstar.problems.synthesis import audit_dir, kept_problems, outcome, read_records, synthesize
 from rstar.store import Catalog, RunLayout, StoreLayout
 from rstar.store.schema import PROBLEM_SCHEMA
 from rstar.toy.world import problem_pool, split_of
@@ -163,15 +163,6 @@ def synthesized_problems(prof: Profile, round: int, searched: pa.Table) -> tuple
 
     mask = [not contaminated(q) for q in kept["question"].to_pylist()]
     return kept.filter(pa.array(mask, pa.bool_())), mask.count(False)
-
-
-def outcome(record: Mapping) -> str:
-    """What became of a judged candidate, in a word or two: kept, or why not."""
-    if record["kept"]:
-        return "kept"
-    if record["answers"] is not None:
-        return "too few agree"
-    return record["reason"].split(":")[0].removeprefix("the model ")
 
 
 def synthesis_plot(store: StoreLayout, round: int, path: Path) -> Path | None:

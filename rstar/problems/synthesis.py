@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -165,6 +165,16 @@ def kept_problems(records: pa.Table) -> pa.Table:
         },
         schema=PROBLEM_SCHEMA,
     )
+
+
+def outcome(record: Mapping) -> str:
+    """What became of a judged candidate (an audit record), in a word or two: kept, too few
+    agree, or the head of the reason it was not solved (``_judge_batch`` writes them)."""
+    if record["kept"]:
+        return "kept"
+    if record["answers"] is not None:
+        return "too few agree"
+    return record["reason"].split(":")[0].removeprefix("the model ")
 
 
 def asks_something(text: str, config: SynthesisConfig) -> bool:

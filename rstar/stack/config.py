@@ -96,25 +96,17 @@ class StackConfig(BaseModel):
         ports = {"prefect_port": self.prefect_port, "mlflow_port": self.mlflow_port}
         if self.teacher is not None:
             ports["teacher_port"] = self.teacher_port
+        seen: dict[int, str] = {}
         for name, port in ports.items():
-            same = [other for other, p in ports.items() if p == port and other != name]
-            if same:
-                raise ValueError(f"{name} and {same[0]} are both {port}")
-        return self
-
-    @model_validator(mode="after")
-    def _teacher_exists(self) -> StackConfig:
-        if self.teacher is not None and not (self.teacher / "config.json").is_file():
-            raise ValueError(
-                f"teacher {self.teacher} is not a model checkpoint (no config.json): build the "
-                "toy teacher with `rstar toy teacher` or name another checkpoint"
-            )
+            if port in seen:
+                raise ValueError(f"{seen[port]} and {name} are both {port}")
+            seen[port] = name
         return self
 
     @property
     def components(self) -> tuple[str, ...]:
         """The components this stack runs: the teacher only when one is configured."""
-        return COMPONENTS if self.teacher is not None else COMPONENTS[:-1]
+        return tuple(n for n in COMPONENTS if n != TEACHER or self.teacher is not None)
 
     @field_validator("mlflow_artifact_root")
     @classmethod

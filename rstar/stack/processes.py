@@ -95,8 +95,7 @@ def component_table(config: StackConfig) -> dict[str, Component]:
     """How each of the stack's components (``config.components``) is started."""
     prefect, mlflow = executable("prefect"), executable("mlflow")
     host = config.host
-    teacher = {TEACHER: _teacher(config)} if TEACHER in config.components else {}
-    return teacher | {
+    table = {
         SERVER: Component(
             name=SERVER,
             argv=[prefect, "server", "start", "--host", host, "--port", str(config.prefect_port)],
@@ -137,6 +136,9 @@ def component_table(config: StackConfig) -> dict[str, Component]:
             stop_signals=GRACEFUL[1:],
         ),
     }
+    if TEACHER in config.components:
+        table[TEACHER] = _teacher(config)
+    return table
 
 
 # --- files --------------------------------------------------------------------------------

@@ -144,6 +144,11 @@ def start(config: StackConfig, console: Console | None = None) -> list[Component
                 f"the stack in {config.state_dir} runs with other settings ({changed}): "
                 "run `rstar stack stop` first, or start it with the same options"
             )
+    if TEACHER in components and not (config.teacher / "config.json").is_file():
+        raise StackError(
+            f"teacher {config.teacher} is not a model checkpoint (no config.json): build the "
+            "toy teacher with `rstar toy teacher`, or name another checkpoint with --teacher"
+        )
     for name, component in components.items():
         if name in running or component.port is None:
             continue
