@@ -31,6 +31,7 @@ from pathlib import Path
 
 import yaml
 
+from rstar.config import PROFILES_DIR
 from rstar.store import Catalog, StoreLayout
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ RAY = str(Path(sys.executable).parent / "ray")
 
 def profile(path: Path, per_level: int | None, runner: dict) -> Path:
     """The tiny profile with ``runner``; with ``per_level``, its quick size's problems."""
-    raw = yaml.safe_load((REPO / "rstar" / "profiles" / "tiny.yaml").read_text())
+    raw = yaml.safe_load((PROFILES_DIR / "tiny.yaml").read_text())
     raw["threads"] = 1
     raw["runner"] = runner
     if per_level is not None:

@@ -116,6 +116,8 @@ def main() -> None:
         )
         for kind in (stages.GREEDY_EVAL, stages.SEARCH_EVAL)
     }  # fmt: skip
+    for kind in evaluated:
+        stages.record_benchmark(prof, 1, kind)
     results = {"sft": sft, "pairs": pairs, "policy": policy, "ppm": ppm, **evaluated}
     metrics = stages.finish_round(prof, 1, run, results)
 

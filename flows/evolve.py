@@ -6,8 +6,13 @@ rounds in order.
       when the round synthesizes] -> problems -> MCTS shards (mapped)
       -> difficulty buckets -> extra rollouts on unsolved problems (mapped)
       -> SFT rows -> PPM pairs -> train policy -> train PPM
-      -> benchmark (greedy, MCTS + PPM) -> register models (round-N; champion if the
-      validation accuracy is not below the champion's) -> finish the round
+      -> benchmark (greedy, MCTS + PPM) and record it in the catalog -> register models
+      (round-N; champion if the validation accuracy is not below the champion's)
+      -> finish the round
+
+The shards, the training and the evaluations go through the profile's runner (threads, or
+Ray tasks with each stage's resources: flows/runners.py); the rest runs in the flow-run
+process, which alone writes the catalog.
 
 Deployed as ``evolve/round-1`` ... ``evolve/round-4`` (prefect.yaml). A failed flow run
 retried from the UI or with ``prefect flow-run retry ID`` reuses every completed task.
@@ -95,13 +100,23 @@ def evolve(
         for extra in range(1, prof.evolve.round(round).extra_passes + 1):
             buckets = t.bucket(spec, round, extra)
             in_waves(shard_task(buckets["stage"]), range(buckets["extra_shards"]), concurrency)
-    sft = t.build_sft(spec, round)
-    pairs = t.build_pairs(spec, round)
-    new_policy = t.train_policy(spec, round, models, sft["path"], run_id)
-    t.heldout_pairs(spec, models.base)
-    new_ppm = t.train_ppm(spec, round, new_policy["path"], pairs["path"], run_id)
-    greedy = t.benchmark(spec, round, GREEDY_EVAL, new_policy["path"], new_ppm["path"], run_id)
-    searched = t.benchmark(spec, round, SEARCH_EVAL, new_policy["path"], new_ppm["path"], run_id)
+        sft = t.build_sft(spec, round)
+        pairs = t.build_pairs(spec, round)
+        trained = {"spec": spec, "round": round, "run_id": run_id}
+        new_policy = submit(
+            "train", t.train_policy, trained | {"models": models, "sft_path": sft["path"]}
+        ).result()
+        t.heldout_pairs(spec, models.base)
+        new_ppm = submit(
+            "train",
+            t.train_ppm,
+            trained | {"policy_path": new_policy["path"], "pairs_path": pairs["path"]},
+        ).result()
+        evaluated = trained | {"policy_path": new_policy["path"], "ppm_path": new_ppm["path"]}
+        greedy = submit("evaluation", t.benchmark, evaluated | {"kind": GREEDY_EVAL}).result()
+        t.record_benchmark(spec, round, GREEDY_EVAL)
+        searched = submit("evaluation", t.benchmark, evaluated | {"kind": SEARCH_EVAL}).result()
+        t.record_benchmark(spec, round, SEARCH_EVAL)
     registered = t.register_models(spec, round, new_policy["path"], new_ppm["path"], greedy, run_id)
     results = {
         "synthesis": total_usage(synthesized),

@@ -1,11 +1,12 @@
 """Where a round's shards run: threads of the orchestrating process, or a Ray cluster.
 
-The ``runner:`` section of a profile (docs/scale.md). A round's shards (problem synthesis
-and MCTS: search, extra rollouts, escalation) are independent tasks that write Parquet
-files only, so they can run anywhere that sees the run directory; everything that writes
-the catalog, trains or registers runs in the orchestrating process. With ``kind: ray``
-each shard is a Ray task holding the stage's ``resources`` (``prefect-ray``'s
-``RayTaskRunner`` in ``flows/runners.py``); Prefect still records every shard as a task run.
+The ``runner:`` section of a profile (docs/scale.md). A round's heavy tasks (the shards of
+problem synthesis and of MCTS: search, extra rollouts, escalation; training the policy and
+the PPM; evaluating them) write files only (Parquet shards, checkpoints, evaluation
+records) and log to MLflow, so they can run anywhere that sees the run directory; what
+writes the catalog or registers models runs in the orchestrating process. With ``kind:
+ray`` each is a Ray task holding its stage's ``resources`` (``prefect-ray``'s
+``RayTaskRunner`` in ``flows/runners.py``); Prefect still records each as a task run.
 
 Before any shard starts, ``preflight`` checks what a worker on another node needs: the Ray
 address answers, the run directory (the store and Prefect's results) is writable; the
@@ -25,7 +26,8 @@ from pydantic import Field
 
 from rstar.settings import Settings
 
-SHARDED_STAGES = ("synthesis", "search")
+STAGES = ("synthesis", "search", "train", "evaluation")
+Stage = Literal["synthesis", "search", "train", "evaluation"]
 # Variables a shard on a Ray worker needs from the orchestrating process: where Prefect,
 # MLflow and the run directory are, and the offline switches.
 WORKER_ENV_PREFIXES = ("PREFECT_", "MLFLOW_", "RSTAR_", "HF_", "TOKENIZERS_PARALLELISM")
@@ -38,14 +40,14 @@ class ClusterError(RuntimeError):
 
 
 class StageResources(Settings):
-    """What one shard of a stage holds on a Ray node (Ray schedules shards by it)."""
+    """What one task of a stage holds on a Ray node (Ray schedules tasks by it)."""
 
-    cpus: float = Field(1.0, gt=0, description="CPU cores a shard holds")
-    gpus: float = Field(0.0, ge=0, description="GPUs a shard holds (1: a vLLM server fits it)")
-    memory_mb: int | None = Field(None, gt=0, description="memory a shard reserves")
+    cpus: float = Field(1.0, gt=0, description="CPU cores a task holds")
+    gpus: float = Field(0.0, ge=0, description="GPUs a task holds (1: a vLLM server fits it)")
+    memory_mb: int | None = Field(None, gt=0, description="memory a task reserves")
 
     def ray_options(self) -> dict[str, float | int]:
-        """The keyword arguments of ``ray.remote`` for a shard of this stage."""
+        """The keyword arguments of ``ray.remote`` for a task of this stage."""
         options: dict[str, float | int] = {"num_cpus": self.cpus, "num_gpus": self.gpus}
         if self.memory_mb is not None:
             options["memory"] = self.memory_mb * 2**20
@@ -53,7 +55,7 @@ class StageResources(Settings):
 
 
 class RunnerConfig(Settings):
-    """The ``runner:`` section: ``thread`` (default) runs a round's shards in the flow
+    """The ``runner:`` section: ``thread`` (default) runs a round's heavy tasks in the flow
     process's threads; ``ray`` runs them as Ray tasks on the cluster at ``address``."""
 
     kind: Literal["thread", "ray"] = Field("thread", description="thread or ray")
@@ -62,15 +64,16 @@ class RunnerConfig(Settings):
         description="ray: the cluster (HOST:6379 of `ray start --head`, ray://HOST:10001, or "
         "auto: RAY_ADDRESS); default: a temporary Ray on this machine",
     )
-    resources: dict[Literal["synthesis", "search"], StageResources] = Field(
+    resources: dict[Stage, StageResources] = Field(
         default_factory=dict,
-        description="ray: per stage (synthesis, search), what each shard holds; default 1 CPU",
+        description="ray: per stage (synthesis, search, train, evaluation), what each of its "
+        "tasks holds; default 1 CPU",
     )
     connect_timeout: float = Field(10.0, gt=0, description="seconds to wait for the address")
 
     def stage(self, stage: str) -> StageResources:
-        if stage not in SHARDED_STAGES:
-            raise ValueError(f"stage must be one of {SHARDED_STAGES}, got {stage!r}")
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
         return self.resources.get(stage, StageResources())
 
 

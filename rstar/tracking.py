@@ -20,8 +20,11 @@ experiment is created with that artifact location.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -41,6 +44,18 @@ if TYPE_CHECKING:
 POLICY_MODEL = "policy"
 PPM_MODEL = "ppm"
 DEFAULT_EXPERIMENT = "rstar"
+# The run whose metrics are the rounds' key numbers with the round as step (log_curve).
+CURVES_RUN = "learning-curves"
+CURVES_TAG = "rstar.learning_curves"
+CURVES_NOTE = "The key numbers of every round, with the round as the step (0: the base)."
+# The experiment tag MLflow 3's UI reads to choose its first page: runs, not GenAI traces.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+# The UI's view for model training (MLflow 3.17 opens on its GenAI view otherwise: a browser
+# setting, which the experiment's kind does not change).
+MODEL_TRAINING_VIEW = "?workflowType=machine_learning"
+MLFLOW_UI_ENV = "RSTAR_MLFLOW_UI"  # the UI's address when tracking is a database file
+GIT_COMMIT_TAG = "mlflow.source.git.commit"  # MLflow's UI shows it with the run's source
+MODEL_TRAINING = "custom_model_development"
 _PARENT_RUN: ContextVar[str | None] = ContextVar("rstar_parent_run", default=None)
 
 
@@ -88,7 +103,8 @@ class Tracking:
 def activate(tracking: Tracking) -> str:
     """Point MLflow (tracking and registry) at ``tracking``; returns the experiment id.
 
-    The experiment is created with ``tracking.artifact_location`` when it does not exist.
+    The experiment is created with ``tracking.artifact_location`` when it does not exist,
+    marked as model training (MLflow's UI otherwise opens it on an empty GenAI traces page).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -103,10 +119,14 @@ def activate(tracking: Tracking) -> str:
     client = MlflowClient()
     experiment = client.get_experiment_by_name(tracking.experiment)
     if experiment is not None:
+        if EXPERIMENT_KIND_TAG not in experiment.tags:  # made by an older rstar
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
         return experiment.experiment_id
     try:
         return client.create_experiment(
-            tracking.experiment, artifact_location=tracking.artifact_location
+            tracking.experiment,
+            artifact_location=tracking.artifact_location,
+            tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING},
         )
     except MlflowException:  # created meanwhile by another process
         experiment = client.get_experiment_by_name(tracking.experiment)
@@ -204,13 +224,111 @@ def open_run(
     return run.info.run_id
 
 
+def run_url(tracking: Tracking, run_id: str) -> str | None:
+    """The run's page in the MLflow UI: on the tracking server, or on the UI that
+    ``RSTAR_MLFLOW_UI`` names (the local stack's, over a sqlite store); else None."""
+    server = tracking.tracking_uri.startswith(("http://", "https://"))
+    base = tracking.tracking_uri if server else os.environ.get(MLFLOW_UI_ENV)
+    if not base:
+        return None
+    from mlflow import MlflowClient
+
+    activate(tracking)
+    experiment_id = MlflowClient().get_run(run_id).info.experiment_id
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}{MODEL_TRAINING_VIEW}"
+
+
+def source_commit(package_dir: Path | None = None) -> str | None:
+    """The git commit of rstar's source tree, when it runs from a clone (None from a wheel
+    or without git)."""
+    import subprocess
+
+    root = (package_dir or Path(__file__).resolve().parent).parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def file_digest(path: Path) -> str:
+    """A short content digest of a file (what a dataset input is compared by)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def log_datasets(
+    tracking: Tracking, run_id: str, datasets: Sequence[tuple[str, Path, str]]
+) -> None:
+    """Each ``(name, file, context)`` as a dataset input of run ``run_id``: named, with the
+    file as its source and its content digest, so that two rounds compare in MLflow on what
+    they were made from (context: ``search``, ``training``...). Missing files are skipped."""
+    from mlflow import MlflowClient
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    activate(tracking)
+    inputs = []
+    for name, path, context in datasets:
+        if not path.is_file():
+            continue
+        with warnings.catch_warnings():  # two local sources match a file URI: either is right
+            warnings.simplefilter("ignore", UserWarning)
+            source = resolve_dataset_source(path.resolve().as_uri())
+        dataset = MetaDataset(source, name=name, digest=file_digest(path))
+        tags = [InputTag(key="mlflow.data.context", value=context)]
+        inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=tags))
+    if inputs:
+        MlflowClient().log_inputs(run_id, datasets=inputs)
+
+
+def log_curve(
+    tracking: Tracking, step: int, metrics: Mapping[str, Any], artifacts: Sequence[Path] = ()
+) -> str:
+    """Log ``metrics`` at ``step`` to the experiment's one ``learning-curves`` run (made on
+    first use), so that each metric is one curve over the rounds in MLflow's charts; returns
+    the run's id. ``artifacts`` replace the run's files of the same name."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    experiment_id = activate(tracking)
+    client = MlflowClient()
+    found = client.search_runs([experiment_id], f"tags.{CURVES_TAG} = 'true'", max_results=1)
+    if found:
+        run_id = found[0].info.run_id
+    else:
+        tags = {CURVES_TAG: "true", "mlflow.note.content": CURVES_NOTE}
+        run_id = client.create_run(experiment_id, run_name=CURVES_RUN, tags=tags).info.run_id
+    now = int(time.time() * 1000)
+    batch = [Metric(k, v, now, step) for k, v in numeric(metrics).items()]
+    if batch:
+        client.log_batch(run_id, metrics=batch)
+    for path in artifacts:
+        client.log_artifact(run_id, str(path))
+    return run_id
+
+
 def close_run(
     tracking: Tracking,
     run_id: str,
     metrics: Mapping[str, Any],
     artifacts: Sequence[str | Path] = (),
+    folders: Mapping[str, Sequence[Path]] | None = None,
 ) -> None:
-    """Log ``metrics`` and ``artifacts`` to run ``run_id`` and mark it finished."""
+    """Log ``metrics`` and ``artifacts`` to run ``run_id`` (and the files of ``folders``
+    under those artifact folders) and mark it finished."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
@@ -220,9 +338,22 @@ def close_run(
     batch = [Metric(k, v, now, 0) for k, v in numeric(metrics).items()]
     if batch:
         client.log_batch(run_id, metrics=batch)
-    for path in artifacts:
-        client.log_artifact(run_id, str(path))
+    log_run_artifacts(tracking, run_id, artifacts)
+    for folder, paths in (folders or {}).items():
+        log_run_artifacts(tracking, run_id, paths, folder)
     client.set_terminated(run_id, "FINISHED")
+
+
+def log_run_artifacts(
+    tracking: Tracking, run_id: str, paths: Sequence[str | Path], folder: str | None = None
+) -> None:
+    """Log files to run ``run_id`` (active or not), under ``folder`` when given."""
+    from mlflow import MlflowClient
+
+    activate(tracking)
+    client = MlflowClient()
+    for path in paths:
+        client.log_artifact(run_id, str(path), folder)
 
 
 def round_alias(round: int) -> str:
@@ -231,7 +362,11 @@ def round_alias(round: int) -> str:
 
 
 def register_checkpoint(
-    tracking: Tracking, model_name: str, checkpoint_dir: str | Path, round: int
+    tracking: Tracking,
+    model_name: str,
+    checkpoint_dir: str | Path,
+    round: int,
+    description: str | None = None,
 ) -> ModelVersion:
     """Register ``checkpoint_dir`` as a new version of ``model_name``, aliased ``round-N``.
 
@@ -260,7 +395,9 @@ def register_checkpoint(
         client.get_registered_model(model_name)
     except MlflowException:
         client.create_registered_model(model_name)
-    version = client.create_model_version(model_name, source, run_id=run.info.run_id)
+    version = client.create_model_version(
+        model_name, source, run_id=run.info.run_id, description=description
+    )
     client.set_registered_model_alias(model_name, round_alias(round), version.version)
     return version
 

@@ -11,6 +11,11 @@ import os
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 
 from rstar.evolve import round_models, round_synthesis, stages
 from rstar.evolve.round_models import RoundModels
@@ -140,8 +145,14 @@ def train_ppm(
 def benchmark(
     spec: RunSpec, round: int, kind: str, policy_path: str, ppm_path: str, run_id: str
 ) -> dict[str, float]:
-    """Evaluation ``kind`` ("greedy" or "search") of the round's models."""
+    """Evaluation ``kind`` ("greedy" or "search") of the round's models (files only)."""
     return stages.benchmark(spec.load(), round, kind, policy_path, ppm_path, parent_run_id=run_id)
+
+
+@persisted(task_run_name="record-benchmark-round-{round}-{kind}")
+def record_benchmark(spec: RunSpec, round: int, kind: str) -> int:
+    """Evaluation ``kind``'s per-problem rows into the catalog (the orchestrator's job)."""
+    return stages.record_benchmark(spec.load(), round, kind)
 
 
 @persisted(task_run_name="register-models-round-{round}")
@@ -160,4 +171,33 @@ def register_models(
 def finish_round(
     spec: RunSpec, round: int, run_id: str, results: dict[str, dict[str, Any]]
 ) -> dict[str, float]:
-    return stages.finish_round(spec.load(), round, run_id, results)
+    """The round's metrics recorded, and its results as artifacts of its flow run."""
+    prof = spec.load()
+    metrics = stages.finish_round(prof, round, run_id, results)
+    _publish(round, stages.round_results(prof, round, run_id, metrics))
+    return metrics
+
+
+def _publish(round: int, results: dict[str, Any]) -> None:
+    """The Prefect UI's view of a round: the per-round table, its key numbers, its MLflow run."""
+    create_markdown_artifact(
+        results["table"],
+        key="rounds-table",
+        description=f"the rounds so far, after round {round}",
+    )
+    create_table_artifact(
+        results["numbers"], key=f"round-{round}-numbers", description=f"round {round}: key numbers"
+    )
+    if results["mlflow_url"] is not None:
+        create_link_artifact(
+            results["mlflow_url"],
+            link_text=f"round {round} in MLflow",
+            key=f"round-{round}-mlflow",
+            description="the round's MLflow run: metrics, plots, child runs",
+        )
+    else:  # a file tracking store has no page to link to
+        create_markdown_artifact(
+            f"MLflow run `{results['mlflow_run']}` in `{results['tracking_uri']}`; to browse it: "
+            f"`mlflow ui --backend-store-uri {results['tracking_uri']}`",
+            key=f"round-{round}-mlflow",
+        )

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rstar.evaluate.benchmarks import read_benchmark
-from rstar.evaluate.pipeline import record_results
+from rstar.evaluate.pipeline import load_records, write_records
 from rstar.evaluate.results import EvalReport
 from rstar.problems import SourceError, problem_id
 from rstar.problems.layouts import columns_format
@@ -150,7 +150,8 @@ def test_rows_without_a_gold_land_in_the_rejects_table(tmp_path):
     path.write_text(_lines(MATH_ROWS))
     bench = read_benchmark(path)
     store = StoreLayout.for_run(tmp_path / "run")
-    record_results(store, bench, EvalReport(bench.name, len(bench.problems), 1), round=0)
+    report = EvalReport(bench.name, len(bench.problems), 1)
+    load_records(store, write_records(store, bench, report, round=0, out_dir=tmp_path / "eval"))
     with Catalog(store, read_only=True) as catalog:
         rejects = catalog.sql("SELECT source, row, line, reason FROM rejects").to_pylist()
         problems = catalog.sql("SELECT count(*) AS n FROM problems").to_pylist()

@@ -38,12 +38,13 @@ def test_stage_resources_become_ray_options():
     config = RunnerConfig(kind="ray", resources={"search": {"gpus": 1}})
     assert config.stage("search").gpus == 1.0
     assert config.stage("synthesis") == StageResources()
+    assert RunnerConfig(resources={"train": {"gpus": 1}}).stage("train").gpus == 1.0
     with pytest.raises(ValueError, match="stage must be one of"):
-        config.stage("train")
+        config.stage("register")
     with pytest.raises(ValidationError):
         RunnerConfig(kind="dask")
     with pytest.raises(ValidationError):
-        RunnerConfig(resources={"train": {"gpus": 1}})  # training runs in the flow process
+        RunnerConfig(resources={"curate": {"gpus": 1}})  # curation runs in the flow process
 
 
 def test_the_default_profile_runs_shards_in_threads():

@@ -13,9 +13,10 @@ from rstar.evaluate.benchmarks import PAPER_BENCHMARKS, Benchmark, benchmark_nam
 from rstar.evaluate.config import EvalConfig
 from rstar.evaluate.pipeline import (
     eval_shard,
-    record_results,
+    load_records,
     report_metrics,
     write_outputs,
+    write_records,
 )
 from rstar.evaluate.results import EvalProblem
 from rstar.evaluate.runner import MissingPPMError, evaluate_problems
@@ -196,8 +197,16 @@ def test_metrics_use_stable_names(report):
 
 def test_results_and_trees_go_to_the_store(report, tmp_path):
     bench = Benchmark("scripted", PROBLEMS)
-    record_results(tmp_path, bench, report, round=3)
-    record_results(tmp_path, bench, report, round=3)  # a rerun replaces, never duplicates
+    out = tmp_path / "eval"
+    with pytest.raises(FileNotFoundError, match=r"eval/records: no evaluation records here"):
+        load_records(tmp_path, out / "records")
+    # The files first (any node that sees the run directory can write them), then the catalog.
+    records = write_records(tmp_path, bench, report, round=3, out_dir=out)
+    assert sorted(p.name for p in records.iterdir()) == ["problems.parquet", "results.parquet"]
+    assert not StoreLayout(tmp_path).catalog_path.exists()  # files only: no catalog opened
+    load_records(tmp_path, records)
+    # A retry writes and loads again: it replaces, never duplicates.
+    load_records(tmp_path, write_records(tmp_path, bench, report, round=3, out_dir=out))
     con = duckdb.connect(str(StoreLayout(tmp_path).catalog_path), read_only=True)
     rows = con.sql(
         "SELECT method, problem_id, prediction, correct, score FROM eval_results "

@@ -8,6 +8,7 @@ A clean in-process run of round 1 gives the row counts the retried run must matc
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,14 +21,23 @@ import httpx
 import psutil
 import pyarrow.parquet as pq
 import pytest
+from mlflow import MlflowClient
 from test_ray_round import RAY_ENV, free_port, profile, ray_cluster
 
 from rstar.config import load_profile
 from rstar.evolve.stages import bootstrap_policy
 from rstar.stack import StackConfig, stack_env, start, stop
 from rstar.store import Catalog, RunLayout, StoreLayout
-from rstar.tracking import POLICY_MODEL, PPM_MODEL, checkpoint_path, round_alias, version_uri
+from rstar.tracking import (
+    MODEL_TRAINING_VIEW,
+    POLICY_MODEL,
+    PPM_MODEL,
+    checkpoint_path,
+    round_alias,
+    version_uri,
+)
 from tasks.evolve import FAIL_ONCE_ENV
+from tests.browser import CHROMIUM, dump_dom, parse, render_app, visible_text
 
 REPO = Path(__file__).resolve().parents[1]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
@@ -111,6 +121,12 @@ class Stack:
         body = {"flow_runs": {"id": {"any_": [run_id]}}}
         return httpx.post(f"{self.api}/task_runs/filter", json=body, trust_env=False).json()
 
+    def artifacts(self, run_id: str) -> dict[str, dict]:
+        """The flow run's artifacts by key."""
+        body = {"artifacts": {"flow_run_id": {"any_": [run_id]}}}
+        found = httpx.post(f"{self.api}/artifacts/filter", json=body, trust_env=False).json()
+        return {a["key"]: a for a in found}
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Stack:
@@ -136,7 +152,7 @@ def stack(tmp_path_factory) -> Stack:
 
 @pytest.mark.slow  # a real server, worker and two deployed rounds: minutes
 def test_round_one_retry_reruns_only_the_failed_shard_then_round_two_follows(
-    stack, quick_base, clean_round_one
+    stack, quick_base, clean_round_one, tmp_path
 ):
     run_dir = with_base(stack.config.run_dir, quick_base)
     store = RunLayout(run_dir).store
@@ -186,6 +202,55 @@ def test_round_one_retry_reruns_only_the_failed_shard_then_round_two_follows(
     # round 2 searched with SLM-r1, named by its registry version
     assert policies[2] == version_uri(tracking, POLICY_MODEL, round_alias(1))
     assert checkpoint_path(tracking, PPM_MODEL, round_alias(2)).is_dir()
+
+    # the round's results are artifacts of its flow run: the table of the rounds so far (one
+    # row each), its key numbers, and a link to its MLflow run on the stack's server
+    shown = stack.artifacts(second)
+    assert shown.keys() >= {"rounds-table", "round-2-numbers", "round-2-mlflow"}
+    rows = [line.split("|")[1].strip() for line in shown["rounds-table"]["data"].splitlines()
+            if line.startswith("| ") and "round" not in line]  # fmt: skip
+    assert rows == ["0 (base)", "1", "2"]
+    numbers = {r["number"] for r in json.loads(shown["round-2-numbers"]["data"])}
+    assert numbers >= {"greedy", "coverage", "SFT rows", "PPM pairs"}
+    mlflow = f"http://127.0.0.1:{stack.config.mlflow_port}/#/experiments/"
+    assert shown["round-2-mlflow"]["data"].startswith(f"[round 2 in MLflow]({mlflow}")
+    assert CHROMIUM is not None, "the UIs are checked in Chromium: scripts/install installs it"
+    link = shown["round-2-mlflow"]["data"].split("](")[1].rstrip(")")
+    seen_in_a_browser(stack, shown["rounds-table"]["id"], link, tmp_path)
+
+
+def seen_in_a_browser(stack: Stack, table_id: str, round_link: str, tmp_path: Path) -> None:
+    """What a user opens, rendered by headless Chromium (screenshots in ``tmp_path``): the
+    rounds table artifact in the Prefect UI, round 2's MLflow run from the artifact's link,
+    the learning curves in MLflow, and a search-tree page logged to round 2's run."""
+    prefect = f"http://127.0.0.1:{stack.config.prefect_port}"
+    dom = render_app(f"{prefect}/artifacts/artifact/{table_id}", tmp_path, tmp_path / "p.png")
+    rows = [[cell.text.strip() for cell in row.find_all("td")] for row in dom.find_all("tr")]
+    assert [row[0] for row in rows if row] == ["0 (base)", "1", "2"]  # one row per round
+
+    text = visible_text(render_app(round_link, tmp_path, tmp_path / "round-2.png"))
+    assert "round-2" in text and "eval/toy/greedy/accuracy" in text and "Model training" in text
+
+    client = MlflowClient(f"http://127.0.0.1:{stack.config.mlflow_port}")
+    run_id = round_link.split("/runs/")[1].split("?")[0]
+    (curves,) = client.search_runs(
+        [client.get_run(run_id).info.experiment_id], "tags.`rstar.learning_curves` = 'true'"
+    )
+    base = round_link.split("/runs/")[0]
+    page = f"{base}/runs/{curves.info.run_id}/model-metrics{MODEL_TRAINING_VIEW}"
+    text = visible_text(render_app(page, tmp_path, tmp_path / "curves.png"))
+    assert "learning-curves" in text and "eval/toy/greedy" in text and "Step" in text
+
+    # the tree page as MLflow's artifact view shows it (in a frame: its DOM is read from the
+    # file the view loads, rendered on its own)
+    (tree,) = [a.path for a in client.list_artifacts(run_id, "trees") if "/solved-" in a.path]
+    render_app(f"{base}/runs/{run_id}/artifacts/{tree}{MODEL_TRAINING_VIEW}", tmp_path,
+               tmp_path / "tree.png")  # fmt: skip
+    page = Path(client.download_artifacts(run_id, tree, str(tmp_path)))
+    nodes = [e for e in parse(dump_dom(page, tmp_path)).iter() if "data-node-id" in e.attrs]
+    chosen = [e for e in nodes if "★ chosen" in e.text]
+    assert len(chosen) == 1 and "correct" in chosen[0].classes  # the best correct answer
+    assert "on-chosen" in nodes[0].classes  # its path is marked from the root
 
 
 def flow_run_process(run_id: str) -> psutil.Process | None:

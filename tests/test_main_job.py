@@ -16,11 +16,12 @@ from http_stub import start
 from mlflow import MlflowClient
 from test_round_synthesis import SOLVE, WRITE, Teacher
 
-from rstar.config import load_profile
+from rstar.config import PROFILES_DIR, load_profile
 from rstar.store import Catalog, RunLayout, StoreLayout, finished_rounds
-from rstar.tracking import activate, round_alias
+from rstar.tracking import activate, file_digest, round_alias
 
 REPO = Path(__file__).resolve().parents[1]
+RSTAR = str(Path(sys.executable).parent / "rstar")
 
 ROUND_METRICS = {
     "coverage",
@@ -56,7 +57,7 @@ def teacher():
 
 def synthesis_profile(path: Path, port: int) -> Path:
     """The tiny profile with round 2 synthesizing through the teacher on ``port``."""
-    raw = yaml.safe_load((REPO / "rstar" / "profiles" / "tiny.yaml").read_text())
+    raw = yaml.safe_load((PROFILES_DIR / "tiny.yaml").read_text())
     raw["evolve"]["synthesis"] |= {
         "rounds": [2],
         "toy_seeds_per_level": {1: 3, 2: 3},
@@ -82,16 +83,7 @@ def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path, teacher)
     profile = synthesis_profile(tmp_path / "tiny.yaml", teacher.server_address[1])
     run_dir = tmp_path / "run"
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flows.main",
-            "--quick",
-            "--profile",
-            str(profile),
-            "--run-dir",
-            str(run_dir),
-        ],
+        [RSTAR, "evolve", "--quick", "--profile", str(profile), "--run-dir", str(run_dir)],
         cwd=REPO,
         env=env | {"MAIN_JOB_TEACHER_KEY": KEY},
         capture_output=True,
@@ -111,6 +103,14 @@ def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path, teacher)
     ]
     body = [line for line in table.splitlines() if "│" in line]
     assert body and all(line in done.stdout for line in body)  # printed as written
+    # a calm terminal: a line per stage, the table after the base and after each round (each
+    # with the base's row), the libraries' output in the log file it names at the start
+    (log,) = RunLayout(run_dir).logs_dir.glob("evolve-*.log")
+    assert done.stdout.index(str(log)) < done.stdout.index("round 1:")
+    assert done.stdout.count("│ 0 (base) │") == 5
+    assert "round 4: finished greedy" in done.stdout
+    assert "Finished in state Completed" not in done.stdout + done.stderr
+    assert "Finished in state Completed" in log.read_text()
 
     rounds = finished_rounds(StoreLayout.for_run(run_dir))
     assert sorted(rounds) == [0, 1, 2, 3, 4]
@@ -172,10 +172,30 @@ def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path, teacher)
         artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
         assert {"summary.png", "learning-curves.png"} <= set(artifacts)
         assert ("synthesis.png" in artifacts) == (run.info.run_name == "round-2")
+        pages = [a.path for a in client.list_artifacts(run.info.run_id, "trees")]
+        assert pages and all(p.startswith(("trees/solved-", "trees/unsolved-")) for p in pages)
+        # lineage: the rstar version, the resolved profile, the datasets by content digest
+        assert "profile.yaml" in artifacts and run.data.tags["rstar.version"]
+        logged = client.get_run(run.info.run_id).inputs.dataset_inputs
+        inputs = {i.dataset.name: i.dataset for i in logged}
+        assert inputs.keys() == {"problems", "sft", "ppm_pairs"}
+        problems = RunLayout(run_dir).round(int(run.data.tags["round"])).problems
+        assert inputs["problems"].digest == file_digest(problems)
         assert not any(KEY in value for value in run.data.params.values())
-    for model in ("policy", "ppm"):
+    # one curve per key metric over the rounds, in the learning-curves run
+    (curves,) = client.search_runs([experiment_id], "tags.`rstar.learning_curves` = 'true'")
+    history = client.get_metric_history(curves.info.run_id, "eval/toy/greedy/accuracy")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [
+        (n, rounds[n]["eval/toy/greedy/accuracy"]) for n in range(5)
+    ]
+    experiment = client.get_experiment(experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    for model, short in (("policy", "SLM"), ("ppm", "PPM")):
         for number in (1, 2, 3, 4):
-            assert client.get_model_version_by_alias(model, round_alias(number))
+            version = client.get_model_version_by_alias(model, round_alias(number))
+            toy = 100 * rounds[number]["eval/toy/greedy/accuracy"]
+            assert version.description.startswith(f"{short}-r{number}, round {number} of ")
+            assert f"greedy accuracy: toy {toy:.1f} %" in version.description
     # the champion is the last round that did not score below it on toy-val greedy
     val = {n: rounds[n]["eval/toy-val/greedy/accuracy"] for n in (1, 2, 3, 4)}
     promoted = [n for n in (1, 2, 3, 4) if rounds[n]["champion"] == 1.0]

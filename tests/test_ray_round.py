@@ -25,9 +25,11 @@ import psutil
 import pytest
 import yaml
 
+from rstar.config import PROFILES_DIR
 from rstar.store import Catalog, StoreLayout
 
 REPO = Path(__file__).resolve().parents[1]
+RSTAR = str(Path(sys.executable).parent / "rstar")
 RAY = str(Path(sys.executable).parent / "ray")
 STARTED = "This command will now block forever"
 # A cluster's token (Ray 2.60 authenticates by default): nodes and drivers all hold it.
@@ -141,7 +143,7 @@ def ray_cluster(tmp_path: Path, count: int = 2) -> Iterator[Cluster]:
 def profile(path: Path, runner: dict, threads: int | None = 1) -> Path:
     """The tiny profile with ``runner``; one thread per shard by default (the same trees
     whichever runner: a shard's thread count may change its floating-point sums)."""
-    raw = yaml.safe_load((REPO / "rstar" / "profiles" / "tiny.yaml").read_text())
+    raw = yaml.safe_load((PROFILES_DIR / "tiny.yaml").read_text())
     raw |= {"threads": threads, "runner": runner}
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
@@ -152,8 +154,8 @@ def main_job(prof: Path, run_dir: Path, env: dict[str, str]) -> subprocess.Popen
     env = {k: v for k, v in env.items() if not k.startswith(("PREFECT_", "RSTAR_"))}
     log = (run_dir.parent / f"{run_dir.name}.log").open("w")
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.main", "--quick", "--profile", str(prof),
-         "--run-dir", str(run_dir), "--last", "1"],
+        [RSTAR, "evolve", "--quick", "--profile", str(prof), "--run-dir", str(run_dir),
+         "--rounds", "1"],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
@@ -169,8 +171,20 @@ def trees(run_dir: Path) -> list[tuple]:
     return [tuple(r.values()) for r in rows.to_pylist()]
 
 
+def evaluations(run_dir: Path) -> list[tuple]:
+    """Round 1's per-problem evaluation rows, as the catalog holds them."""
+    with Catalog(StoreLayout.for_run(run_dir)) as catalog:
+        rows = catalog.sql(
+            "SELECT benchmark, method, problem_id, prediction, correct FROM eval_results "
+            "WHERE round = 1 ORDER BY ALL"
+        )
+    return [tuple(r.values()) for r in rows.to_pylist()]
+
+
 def log_of(run_dir: Path, tail: int = 5000) -> str:
-    return (run_dir.parent / f"{run_dir.name}.log").read_text()[-tail:]
+    """What the main job printed, then its log files (the libraries' output)."""
+    files = [run_dir.parent / f"{run_dir.name}.log", *sorted(run_dir.glob("logs/*.log"))]
+    return "".join(path.read_text(errors="replace") for path in files)[-tail:]
 
 
 @pytest.mark.slow
@@ -200,6 +214,11 @@ def test_a_round_on_a_ray_cluster_equals_a_thread_run_and_survives_a_killed_node
     log = log_of(ray_dir, tail=10**7)
     assert "shards run on Ray (127.0.0.1:" in log
     assert "the node it was running on is dead" in log  # Ray reran the killed node's shard
+    # training and evaluation ran as Ray tasks too (Ray prefixes a worker's output with the
+    # task's function), and the catalog got their rows from the flow-run process
+    for task in ("train_policy", "train_ppm", "benchmark"):
+        assert f"({task} pid=" in log, task
+    assert evaluations(ray_dir) == evaluations(thread_dir) != []
     ray_trees, thread_trees = trees(ray_dir), trees(thread_dir)
     assert ray_trees == thread_trees  # the same nodes per problem, none twice
     assert len(ray_trees) == len(set(ray_trees)) > 0

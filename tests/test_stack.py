@@ -192,6 +192,7 @@ def test_config_defaults_resolve_under_the_run_dir(
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
         "PREFECT_WORKER_QUERY_SECONDS": "5",
         "MLFLOW_TRACKING_URI": f"sqlite:///{runs}/mlflow/mlflow.db",
+        "RSTAR_MLFLOW_UI": "http://127.0.0.1:5000",
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "RSTAR_RUN_DIR": str(runs),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
 
 import mlflow
 import pytest
@@ -12,14 +14,20 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from rstar.format import build_prompt
 from rstar.tracking import (
     CHAMPION,
+    EXPERIMENT_KIND_TAG,
+    MODEL_TRAINING,
     PPM_MODEL,
     Tracking,
     TrackingConfig,
+    activate,
     champion_score,
     checkpoint_path,
+    file_digest,
+    log_datasets,
     log_metrics,
     promote,
     register_checkpoint,
+    source_commit,
     start_run,
 )
 from rstar.train.config import PolicyTrainConfig, PPMTrainConfig
@@ -83,7 +91,43 @@ def test_runs_nest_and_nothing_lands_in_the_working_directory(
     assert got.data.metrics == {"x/value": 2.0}  # non-finite and non-numeric values dropped
     experiment = client.get_experiment(got.info.experiment_id)
     assert experiment.artifact_location == tracking.artifact_location
+    # MLflow's UI opens a model-training experiment on its runs
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING == "custom_model_development"
+    client.delete_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG)  # an older rstar's
+    activate(tracking)
+    tags = client.get_experiment(experiment.experiment_id).tags
+    assert tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING
     assert client.get_run(parent.info.run_id).data.tags["round"] == "1"
+
+
+def test_datasets_are_inputs_with_their_content_digest(tracking, tmp_path):
+    problems, rows = tmp_path / "problems.parquet", tmp_path / "sft.jsonl"
+    problems.write_bytes(b"some problems")
+    rows.write_text('{"text": "a row"}\n')
+    with start_run(tracking, "datasets") as run:
+        pass
+    missing = tmp_path / "pairs.jsonl"  # a round without pairs: skipped, not an error
+    log_datasets(
+        tracking,
+        run.info.run_id,
+        [("problems", problems, "search"), ("sft", rows, "training"), ("pairs", missing, "x")],
+    )
+    inputs = MlflowClient(tracking.tracking_uri).get_run(run.info.run_id).inputs.dataset_inputs
+    got = {i.dataset.name: (i.dataset.digest, i.tags[0].value) for i in inputs}
+    expected = hashlib.sha256(b"some problems").hexdigest()[:16]
+    assert got == {"problems": (expected, "search"), "sft": (file_digest(rows), "training")}
+    assert json.loads(inputs[0].dataset.source)["uri"].startswith("file:///")
+
+
+def test_the_source_commit_is_read_from_a_clone_only(tmp_path):
+    package = tmp_path / "clone" / "rstar"
+    package.mkdir(parents=True)
+    assert source_commit(package) is None  # no .git beside it: an installed wheel
+    git = ["git", "-C", str(package.parent), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert source_commit(package) == head.stdout.strip()
 
 
 def test_checkpoints_register_with_round_aliases(tracking, base, tmp_path):

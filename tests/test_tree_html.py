@@ -9,22 +9,13 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
-import subprocess
 import time
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
 from rstar.search.html import preview, render_tree_html, script_json
 from rstar.search.tree import Node, Tree
-
-CHROMIUM = shutil.which("chromium")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)"
-)
+from tests.browser import Element, dump_dom, needs_chromium, parse
 
 QUESTION = "What is 1 + 2? <b>bold</b> & <script>document.title='question-pwned'</script>"
 HOSTILE = (
@@ -72,99 +63,6 @@ def small_tree() -> tuple[Tree, Node]:
     for leaf in (n3, n4, n5, n7):
         Tree.backpropagate(leaf, leaf.reward)
     return tree, n3
-
-
-# --- a small element tree over the dumped DOM (stdlib only) ---------------------------------
-
-_VOID = {
-    "area",
-    "base",
-    "br",
-    "col",
-    "embed",
-    "hr",
-    "img",
-    "input",
-    "link",
-    "meta",
-    "source",
-    "wbr",
-}
-
-
-@dataclass
-class Element:
-    tag: str
-    attrs: dict[str, str]
-    children: list[Element | str] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        return "".join(c if isinstance(c, str) else c.text for c in self.children)
-
-    @property
-    def classes(self) -> set[str]:
-        return set(self.attrs.get("class", "").split())
-
-    def iter(self):
-        yield self
-        for child in self.children:
-            if isinstance(child, Element):
-                yield from child.iter()
-
-    def find_all(self, tag: str | None = None, cls: str | None = None) -> list[Element]:
-        return [
-            e
-            for e in self.iter()
-            if (tag is None or e.tag == tag) and (cls is None or cls in e.classes)
-        ]
-
-    def one(self, tag: str | None = None, cls: str | None = None) -> Element:
-        (found,) = self.find_all(tag, cls)
-        return found
-
-
-class _Builder(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.root = Element("#document", {})
-        self.stack = [self.root]
-
-    def handle_starttag(self, tag, attrs):
-        element = Element(tag, {k: v or "" for k, v in attrs})
-        self.stack[-1].children.append(element)
-        if tag not in _VOID:
-            self.stack.append(element)
-
-    def handle_endtag(self, tag):
-        while len(self.stack) > 1:
-            if self.stack.pop().tag == tag:
-                break
-
-    def handle_data(self, data):
-        self.stack[-1].children.append(data)
-
-
-def parse(markup: str) -> Element:
-    builder = _Builder()
-    builder.feed(markup)
-    builder.close()
-    return builder.root
-
-
-def dump_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
-    """The DOM of ``page`` after its scripts ran, as Chromium serialises it."""
-    assert CHROMIUM is not None
-    result = subprocess.run(
-        [
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-            "--dump-dom", page.as_uri() + fragment,
-        ],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    return result.stdout
 
 
 def rows(dom: Element) -> dict[int, Element]:

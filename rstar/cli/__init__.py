@@ -13,6 +13,7 @@ from rstar import __version__
 from rstar.cli.console import console, fail
 from rstar.cli.curate import curate_app
 from rstar.cli.evaluate import benchmarks_command, eval_command
+from rstar.cli.evolve import evolve_command, status_command
 from rstar.cli.problems import problems_app
 from rstar.cli.serve import serve_command
 from rstar.cli.stack import stack_app
@@ -29,6 +30,8 @@ app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("benchmarks")(benchmarks_command)
 app.command("serve")(serve_command)
+app.command("evolve")(evolve_command)
+app.command("status")(status_command)
 
 
 @app.command()

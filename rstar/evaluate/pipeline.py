@@ -8,7 +8,10 @@ methods and the scaling curve, and writes:
 - per-problem results to the store's ``eval_results`` table (and the benchmark's problems
   to ``problems``, its rows without a usable gold answer to ``rejects``), the search trees
   as shards of stage ``eval`` (shard number :func:`eval_shard` of the benchmark and the
-  search);
+  search). In two steps, so that the evaluation can run on any node that sees the run
+  directory: :func:`write_records` writes Parquet files only (the trees as shards, the
+  rows under ``<out_dir>/records/``), and :func:`load_records` adds the rows to the
+  catalog, from the one process that holds it;
 - metrics to the active MLflow experiment: ``eval/{benchmark}/{method}/accuracy``, per
   level ``eval/{benchmark}/{method}/level_{L}/accuracy``, ``.../pass_at_k`` (some
   trajectory found the gold answer), the scaling curve as ``.../scaling_accuracy`` and
@@ -22,7 +25,10 @@ import re
 import zlib
 from pathlib import Path
 
-from rstar.atomic import atomic_write
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rstar.atomic import atomic_dir, atomic_write
 from rstar.evaluate.benchmarks import Benchmark
 from rstar.evaluate.config import EvalConfig
 from rstar.evaluate.results import EvalReport
@@ -38,6 +44,8 @@ from rstar.tracking import Tracking, log_artifact, log_metrics, start_run
 
 SUMMARY_FILE = "summary.json"
 SCALING_FILE = "scaling.png"
+RECORDS_DIR = "records"  # under an evaluation's out_dir: the rows for the catalog
+_RECORD_TABLES = ("problems", "results", "rejects")
 _METRIC_UNSAFE = re.compile(r"[^\w.\- /]")
 
 
@@ -50,17 +58,18 @@ def eval_shard(benchmark: str, search: str) -> int:
     return zlib.crc32(f"{benchmark}/{search}".encode()) & 0x7FFF_FFFF
 
 
-def record_results(
+def write_records(
     store: StoreLayout | str | Path,
     benchmark: Benchmark,
     report: EvalReport,
     round: int,
+    out_dir: str | Path,
     write_trees: bool = True,
-) -> None:
-    """Problems, per-problem results and (optionally) trees of ``report`` into the store.
-
-    Opens the catalog: call it from the one process that holds the store's catalog.
-    """
+) -> Path:
+    """The trees of ``report`` as store shards (optionally), and its problems, per-problem
+    results and rejects as Parquet files in ``<out_dir>/records/`` (a directory written
+    whole). Files only: safe on any node that sees the run directory. Returns the
+    records directory, for :func:`load_records`."""
     if write_trees:
         for label, results in report.searches.items():
             write_shard(
@@ -70,12 +79,44 @@ def record_results(
                 stage=EVAL,
                 shard=eval_shard(benchmark.name, label),
             )
+    tables = {
+        "problems": benchmark.problem_table(),
+        "results": pa.concat_tables([r.table(round) for r in report.results])
+        if report.results
+        else None,
+        "rejects": benchmark.unscorable if len(benchmark.unscorable) else None,
+    }
+
+    def write(tmp: Path) -> None:
+        tmp.mkdir(parents=True)
+        for name, table in tables.items():
+            if table is not None:
+                pq.write_table(table, tmp / f"{name}.parquet")
+
+    records = Path(out_dir) / RECORDS_DIR
+    atomic_dir(records, write)
+    return records
+
+
+def load_records(store: StoreLayout | str | Path, records: str | Path) -> None:
+    """The rows :func:`write_records` wrote into the store's catalog (a rerun replaces,
+    never duplicates). Opens the catalog: call it from the one process that holds it."""
+    records = Path(records)
+    if not records.is_dir():
+        raise FileNotFoundError(
+            f"{records}: no evaluation records here; run the evaluation that writes them first"
+        )
+    tables = {
+        name: pq.read_table(records / f"{name}.parquet")
+        for name in _RECORD_TABLES
+        if (records / f"{name}.parquet").is_file()
+    }
     with Catalog(store) as catalog:
-        catalog.add_problems(benchmark.problem_table())
-        if len(benchmark.unscorable):
-            catalog.add_rejects(benchmark.unscorable)
-        for result in report.results:
-            catalog.add_eval_results(result.table(round))
+        catalog.add_problems(tables["problems"])
+        if "rejects" in tables:
+            catalog.add_rejects(tables["rejects"])
+        if "results" in tables:
+            catalog.add_eval_results(tables["results"])
 
 
 def metric_name(benchmark: str) -> str:
@@ -125,6 +166,7 @@ def run_evaluation(
     sandbox: SandboxConfig | None = None,
     config: EvalConfig | None = None,
     store: StoreLayout | str | Path | None = None,
+    catalog: bool = True,
     round: int = 0,
     tracking: Tracking | None = None,
     threads: int | None = None,
@@ -133,8 +175,9 @@ def run_evaluation(
     """Evaluate the ``policy`` (and ``ppm``) checkpoints on ``benchmark``; see the module doc.
 
     ``round`` is the round whose models are evaluated (0: the base policy). Without
-    ``store`` nothing goes to the store; without ``tracking`` nothing to MLflow. ``threads``:
-    torch CPU threads (default: all cores).
+    ``store`` nothing goes to the store; with ``catalog=False`` the rows are written as
+    files (:func:`write_records`) for the caller to :func:`load_records`. Without
+    ``tracking`` nothing goes to MLflow. ``threads``: torch CPU threads (default: all cores).
     """
     config = config or EvalConfig()
     search = search or SearchConfig()
@@ -153,7 +196,9 @@ def run_evaluation(
         )
     files = write_outputs(report, out_dir)
     if store is not None:
-        record_results(store, benchmark, report, round, config.write_trees)
+        records = write_records(store, benchmark, report, round, out_dir, config.write_trees)
+        if catalog:
+            load_records(store, records)
     if tracking is not None:
         params = {
             "benchmark": benchmark.name,

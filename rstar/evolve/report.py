@@ -13,6 +13,7 @@ Metric names (the MLflow compare view lines rounds up by them):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,22 @@ from rstar.evolve.round_synthesis import synthesis_metrics
 from rstar.store import Catalog, StoreLayout
 
 DIFFICULTIES = ("easy", "medium", "hard")
+HEADLINE = {  # a round's key numbers, by label
+    "greedy": "eval/toy/greedy/accuracy",
+    "MCTS+PPM": "eval/toy/mcts/accuracy",
+    "coverage": "coverage",
+    "PPM pairs": "ppm/pair_accuracy",
+}
+# Accuracy overall and per level of greedy and MCTS + PPM, on any benchmark
+_CURVE = re.compile(r"^eval/[^/]+/(greedy|mcts)/(level_\d+/)?accuracy$")
+
+
+def curve_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """What the learning-curves run plots over the rounds: the headline numbers and the
+    accuracies overall and per level (rstar.tracking.log_curve)."""
+    return {
+        k: v for k, v in metrics.items() if k in HEADLINE.values() or _CURVE.match(k) is not None
+    }
 
 
 def search_metrics(catalog: Catalog, round: int) -> dict[str, float]:
@@ -174,14 +191,36 @@ def _by_level(series: Mapping[int, float], levels: Sequence[int]) -> str:
     return " ".join(_pct(series.get(lv)) for lv in levels)
 
 
+ROUNDS_TITLE = "Self-evolution on the toy world, per round (percentages)"
+
+
 def rounds_table(rounds: Mapping[int, Mapping[str, float]]) -> Table:
-    """The per-round table: coverage (easy/medium/hard), greedy and MCTS+PPM accuracy by
-    level on the held-out toy test set, SFT rows, pairs, PPM pair accuracy. Round 0 is the
-    base policy (greedy only)."""
+    """The per-round table (:func:`rounds_rows`) for the terminal."""
+    columns, rows = rounds_rows(rounds)
+    table = Table(title=ROUNDS_TITLE)
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def rounds_markdown(rounds: Mapping[int, Mapping[str, float]]) -> str:
+    """The per-round table (:func:`rounds_rows`) as Markdown (a Prefect artifact)."""
+    columns, rows = rounds_rows(rounds)
+    lines = [f"**{ROUNDS_TITLE}**", "", "| " + " | ".join(columns) + " |"]
+    lines.append("|" + "---:|" * len(columns))
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def rounds_rows(rounds: Mapping[int, Mapping[str, float]]) -> tuple[list[str], list[list[str]]]:
+    """The per-round table's columns and rows: coverage (easy/medium/hard), greedy and
+    MCTS+PPM accuracy by level on the held-out toy test set, SFT rows, pairs, PPM pair
+    accuracy. Round 0 is the base policy (greedy only)."""
     levels = sorted({lv for m in rounds.values() for s in accuracy_series(m).values() for lv in s})
     head = "/".join(f"L{lv}" for lv in levels)
-    table = Table(title="Self-evolution on the toy world, per round (percentages)")
-    for column in (
+    columns = [
         "round",
         "coverage",
         "easy/med/hard",
@@ -192,12 +231,12 @@ def rounds_table(rounds: Mapping[int, Mapping[str, float]]) -> Table:
         "SFT rows",
         "pairs",
         "PPM pair acc",
-    ):
-        table.add_column(column, justify="right")
+    ]
+    rows = []
     for number, m in rounds.items():
         series = accuracy_series(m)
         searched = "coverage" in m
-        table.add_row(
+        row = [
             str(number) if number else "0 (base)",
             _pct(m.get("coverage")),
             "/".join(_pct(m.get(f"difficulty/{d}")) for d in DIFFICULTIES) if searched else "-",
@@ -208,5 +247,6 @@ def rounds_table(rounds: Mapping[int, Mapping[str, float]]) -> Table:
             f"{m['sft_rows']:.0f}" if "sft_rows" in m else "-",
             f"{m['pairs']:.0f}" if "pairs" in m else "-",
             _pct(m.get("ppm/pair_accuracy")),
-        )
-    return table
+        ]
+        rows.append(row)
+    return columns, rows

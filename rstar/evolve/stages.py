@@ -20,15 +20,31 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import yaml
 
-from rstar.atomic import atomic_dir
+from rstar import __version__
+from rstar.atomic import atomic_dir, atomic_write
 from rstar.config import Profile, load_profile
 from rstar.curate import data_funnel, difficulty_counts, hard_problems, select_pairs, select_sft
 from rstar.curate.export import export_rows
-from rstar.evaluate.benchmarks import load_benchmark
-from rstar.evaluate.pipeline import metric_name, report_metrics, run_evaluation
+from rstar.evaluate.benchmarks import Benchmark, load_benchmark
+from rstar.evaluate.pipeline import (
+    RECORDS_DIR,
+    load_records,
+    metric_name,
+    report_metrics,
+    run_evaluation,
+)
 from rstar.evolve.heldout_pairs import build_heldout_pairs
-from rstar.evolve.report import learning_curves, round_metrics, summary_plot
+from rstar.evolve.progress import write_round_metrics
+from rstar.evolve.report import (
+    HEADLINE,
+    curve_metrics,
+    learning_curves,
+    round_metrics,
+    rounds_markdown,
+    summary_plot,
+)
 from rstar.evolve.round_models import RoundModels
 from rstar.evolve.round_problems import (
     register_problems,
@@ -38,6 +54,7 @@ from rstar.evolve.round_problems import (
     write_problems,
 )
 from rstar.evolve.round_synthesis import stage_config, synthesis_plot, synthesized_problems
+from rstar.evolve.round_trees import write_round_trees
 from rstar.runtime import torch_threads
 from rstar.search import MCTS
 from rstar.search.records import trees_to_table
@@ -52,24 +69,27 @@ from rstar.store import (
     search_stage,
     write_shard,
 )
+from rstar.store.layout import GREEDY_EVAL, SEARCH_EVAL
 from rstar.toy.bootstrap import bootstrap
 from rstar.tracking import (
+    GIT_COMMIT_TAG,
     POLICY_MODEL,
     PPM_MODEL,
     close_run,
+    log_curve,
+    log_datasets,
     log_metrics,
+    log_run_artifacts,
     open_run,
     promote,
     register_checkpoint,
+    run_url,
+    source_commit,
     start_run,
     under_run,
 )
 from rstar.train.ppm import train_ppm
 from rstar.train.sft import policy_init, train_policy
-
-# The two evaluations of a round: greedy decoding, and the budgeted methods (MCTS + PPM...).
-GREEDY_EVAL = "greedy"
-SEARCH_EVAL = "search"
 
 
 @dataclass(frozen=True)
@@ -275,6 +295,19 @@ def train_round_ppm(
     return {"path": str(out), **result.metrics}
 
 
+def _benchmarks(prof: Profile, kind: str) -> list[Benchmark]:
+    """The profile's ``eval.benchmarks`` at the size of evaluation ``kind``."""
+    if kind not in (GREEDY_EVAL, SEARCH_EVAL):
+        raise ValueError(f"kind must be {GREEDY_EVAL} or {SEARCH_EVAL}, got {kind!r}")
+    settings = prof.eval
+    searches = kind == SEARCH_EVAL
+    per_level = (settings.toy_search_per_level if searches else None) or settings.toy_per_level
+    world = prof.toy.world if prof.toy else None
+    return [
+        load_benchmark(name, world=world, toy_per_level=per_level) for name in settings.benchmarks
+    ]
+
+
 def benchmark(
     prof: Profile,
     round: int,
@@ -287,11 +320,10 @@ def benchmark(
 ) -> dict[str, float]:
     """Evaluation ``kind`` of the round's models on each of ``eval.benchmarks``: greedy
     pass@1 (``greedy``), or the budgeted methods of ``eval.methods``, MCTS + PPM choosing
-    among k trajectories... (``search``). Round 0 is the base policy. Results go to the
-    store; returns the accuracies (overall, pass@k, per level) under the names of
-    ``rstar.evaluate.pipeline.report_metrics``."""
-    if kind not in (GREEDY_EVAL, SEARCH_EVAL):
-        raise ValueError(f"kind must be {GREEDY_EVAL} or {SEARCH_EVAL}, got {kind!r}")
+    among k trajectories... (``search``). Round 0 is the base policy. Writes files only
+    (trees as store shards, rows as records for :func:`record_benchmark`), so it runs on
+    any node that sees the run directory; returns the accuracies (overall, pass@k, per
+    level) under the names of ``rstar.evaluate.pipeline.report_metrics``."""
     searches = kind == SEARCH_EVAL
     settings = prof.eval
     config = with_overrides(
@@ -299,23 +331,20 @@ def benchmark(
         methods=settings.budgeted_methods() if searches else (GREEDY_EVAL,),
         scaling=settings.scaling if searches else (),
     )
-    per_level = (settings.toy_search_per_level if searches else None) or settings.toy_per_level
-    files = RunLayout(prof.run_dir).round(round)
+    layout = RunLayout(prof.run_dir)
     metrics: dict[str, float] = {}
-    for name in settings.benchmarks:
-        bench = load_benchmark(
-            name, world=prof.toy.world if prof.toy else None, toy_per_level=per_level
-        )
+    for bench in _benchmarks(prof, kind):
         with under_run(parent_run_id):
             report = run_evaluation(
                 bench,
                 prof.policy.at(policy_path),
-                files.eval_dir(bench.name, kind),
+                layout.round(round).eval_dir(bench.name, kind),
                 ppm=prof.ppm_at(ppm_path) if ppm_path else None,
                 search=prof.search,
                 sandbox=prof.sandbox,
                 config=config,
-                store=RunLayout(prof.run_dir).store,
+                store=layout.store,
+                catalog=False,
                 round=round,
                 tracking=prof.resolved_tracking(),
                 threads=prof.threads,
@@ -323,6 +352,16 @@ def benchmark(
             )
         metrics |= {name: v for (name, step), v in report_metrics(report).items() if step is None}
     return metrics
+
+
+def record_benchmark(prof: Profile, round: int, kind: str) -> int:
+    """The rows :func:`benchmark` wrote for evaluation ``kind`` into the catalog (from the
+    process that holds it); returns how many benchmarks were recorded."""
+    layout = RunLayout(prof.run_dir)
+    benches = _benchmarks(prof, kind)
+    for bench in benches:
+        load_records(layout.store, layout.round(round).eval_dir(bench.name, kind) / RECORDS_DIR)
+    return len(benches)
 
 
 def register_models(
@@ -340,9 +379,17 @@ def register_models(
     gate = f"eval/{metric_name(prof.promotion_benchmark())}/greedy/accuracy"
     if gate not in greedy:
         raise KeyError(f"the round's greedy evaluation has no {gate} (evolve.promote_on)")
+    accuracies = ", ".join(
+        f"{name.split('/')[1]} {100 * value:.1f} %"
+        for name, value in greedy.items()
+        if name.count("/") == 3 and name.endswith("/greedy/accuracy")
+    )
+    about = f"round {round} of {prof.name}; the policy's greedy accuracy: {accuracies}"
     with under_run(parent_run_id), start_run(tracking, "register", tags={"round": round}):
-        policy = register_checkpoint(tracking, POLICY_MODEL, policy_path, round)
-        ppm = register_checkpoint(tracking, PPM_MODEL, ppm_path, round)
+        policy = register_checkpoint(
+            tracking, POLICY_MODEL, policy_path, round, f"SLM-r{round}, {about}"
+        )
+        ppm = register_checkpoint(tracking, PPM_MODEL, ppm_path, round, f"PPM-r{round}, {about}")
     versions = {POLICY_MODEL: policy.version, PPM_MODEL: ppm.version}
     promoted = promote(tracking, versions, greedy[gate], gate)
     return {"policy": policy.version, "ppm": ppm.version, "champion": promoted}
@@ -358,8 +405,11 @@ def evaluate_base(
     metrics = benchmark(
         prof, 0, GREEDY_EVAL, base_path, None, parent_run_id=parent_run_id, progress=progress
     )
+    record_benchmark(prof, 0, GREEDY_EVAL)
+    log_curve(prof.resolved_tracking(), 0, curve_metrics(metrics))
     with Catalog(store) as catalog:
         catalog.finish_round(0, metrics)
+    write_round_metrics(RunLayout(prof.run_dir), 0, metrics)
     return metrics
 
 
@@ -376,10 +426,49 @@ def finish_round(
     )
     synthesis = synthesis_plot(layout.store, round, layout.round(round).synthesis_plot)
     plots = [plot, curves] + ([synthesis] if synthesis is not None else [])
-    close_run(prof.resolved_tracking(), run_id, metrics, plots)
+    with Catalog(layout.store) as catalog:
+        trees = write_round_trees(catalog, round, layout.round(round).trees_dir)
+    close_run(prof.resolved_tracking(), run_id, metrics, plots, {"trees": trees})
+    log_datasets(
+        prof.resolved_tracking(),
+        run_id,
+        [
+            ("problems", layout.round(round).problems, "search"),
+            ("sft", layout.store.dataset_path(round, "sft"), "training"),
+            ("ppm_pairs", layout.store.dataset_path(round, "ppm_pairs"), "training"),
+        ],
+    )
+    log_curve(prof.resolved_tracking(), round, curve_metrics(metrics), [curves])
     with Catalog(layout.store) as catalog:
         catalog.finish_round(round, metrics)
+    write_round_metrics(layout, round, metrics)
     return metrics
+
+
+def round_results(
+    prof: Profile, round: int, run_id: str, metrics: Mapping[str, float]
+) -> dict[str, Any]:
+    """What a finished round shows where it ran (the Prefect UI's artifacts): the
+    per-round table so far in Markdown, the round's key numbers (percentages and counts),
+    and its MLflow run (``mlflow_url`` when the tracking URI is a server, else None)."""
+    tracking = prof.resolved_tracking()
+    numbers = [
+        {"number": label, "value": f"{100 * metrics[key]:.1f} %"}
+        for label, key in HEADLINE.items()
+        if key in metrics
+    ]
+    numbers += [
+        {"number": label, "value": f"{metrics[key]:.0f}"}
+        for label, key in (("SFT rows", "sft_rows"), ("PPM pairs", "pairs"))
+        if key in metrics
+    ]
+    return {
+        "table": rounds_markdown(finished_rounds(RunLayout(prof.run_dir).store)),
+        "numbers": numbers,
+        "mlflow_run": run_id,
+        "mlflow_url": run_url(tracking, run_id),
+        "tracking_uri": tracking.tracking_uri,
+    }
 
 
 def open_round_run(prof: Profile, round: int, models: RoundModels) -> str:
@@ -394,7 +483,15 @@ def open_round_run(prof: Profile, round: int, models: RoundModels) -> str:
             "synthesis_num_solutions": synthesis.filter.num_solutions,
         }
     tracking = prof.resolved_tracking()
-    return open_run(tracking, f"round-{round}", tags={"round": round}, params=params)
+    tags: dict[str, Any] = {"round": round, "rstar.version": __version__}
+    if (commit := source_commit()) is not None:
+        tags[GIT_COMMIT_TAG] = commit
+    run_id = open_run(tracking, f"round-{round}", tags=tags, params=params)
+    resolved = RunLayout(prof.run_dir).round(round).profile
+    text = yaml.safe_dump(prof.model_dump(mode="json"), sort_keys=False)
+    atomic_write(resolved, lambda tmp: tmp.write_text(text))
+    log_run_artifacts(tracking, run_id, [resolved])
+    return run_id
 
 
 def _export(prof: Profile, round: int, name: str, kind: str, select: Any) -> dict[str, Any]:

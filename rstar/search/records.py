@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pyarrow as pa
 
@@ -42,3 +43,37 @@ def trees_to_table(trees: Iterable[Tree]) -> pa.Table:
         for name, values in tree_columns(tree).items():
             columns[name].extend(values)
     return pa.table(columns, schema=NODE_SCHEMA)
+
+
+# The stored columns a rebuilt node takes back (everything but ids, links and derived Q).
+_NODE_FIELDS = (
+    "kind",
+    "text",
+    "output",
+    "exec_ok",
+    "consecutive_errors",
+    "terminal",
+    "terminal_reason",
+    "answer",
+    "correct",
+    "visits",
+    "value_sum",
+    "ppm_score",
+)
+
+
+def rows_to_tree(rows: Iterable[Mapping[str, Any]], question: str, gold: str | None = None) -> Tree:
+    """The tree that :func:`tree_columns` stored as ``rows`` (one problem's nodes of one
+    search), rebuilt for viewing (``rstar.search.html``); parsed steps are not restored."""
+    ordered = sorted(rows, key=lambda row: row["node_id"])
+    if not ordered or ordered[0]["node_id"] != 0:
+        raise ValueError("a stored tree's rows start at its root, node 0")
+    tree = Tree(ordered[0]["problem_id"], question, gold)
+    for name in ("visits", "value_sum"):
+        setattr(tree.root, name, ordered[0][name])
+    for row in ordered[1:]:
+        fields = {name: row[name] for name in _NODE_FIELDS}
+        node = tree.add_child(tree.node(row["parent_id"]), row["rollout"], **fields)
+        if node.node_id != row["node_id"]:
+            raise ValueError(f"node ids of problem {row['problem_id']!r} are not 0..n-1")
+    return tree

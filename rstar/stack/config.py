@@ -149,6 +149,7 @@ def stack_env(config: StackConfig) -> dict[str, str]:
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
         "PREFECT_WORKER_QUERY_SECONDS": f"{config.worker_query_seconds:g}",
         "MLFLOW_TRACKING_URI": config.mlflow_tracking_uri,
+        "RSTAR_MLFLOW_UI": config.mlflow_url,  # where a round links its MLflow run
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "RSTAR_RUN_DIR": str(config.run_dir),

@@ -44,6 +44,7 @@ from rstar.stack.processes import (
     read_record,
 )
 from rstar.stack.stop import status, stop_components
+from rstar.tracking import MODEL_TRAINING_VIEW
 
 # --- start --------------------------------------------------------------------------------
 
@@ -216,7 +217,7 @@ def _print_usage(config: StackConfig, console: Console) -> None:
     )
     console.print(
         f"\nPrefect UI: [bold]{config.prefect_url}[/bold]\n"
-        f"MLflow UI:  [bold]{config.mlflow_url}[/bold]\n"
+        f"MLflow UI:  [bold]{config.mlflow_url}/#/experiments{MODEL_TRAINING_VIEW}[/bold]\n"
         f"{teacher}"
         f"Logs:       {config.logs_dir}\n"
         f'Client env: eval "$(rstar stack env{where})"\n'

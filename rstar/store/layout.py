@@ -6,8 +6,13 @@ A run directory holds (:class:`RunLayout`, :class:`RoundLayout`)::
     round-N/problems.parquet            the problems round N searches (sorted by id)
     round-N/extra.parquet               those it left unsolved, for its extra search
     round-N/policy, round-N/ppm         its checkpoints (SLM-rN, PPM-rN)
-    round-N/eval/<benchmark>-<kind>/    its evaluations (summary.json, scaling.png)
+    round-N/eval/<benchmark>-<kind>/    its evaluations (summary.json, scaling.png, records/)
     round-N/summary.png                 its summary plot
+    round-N/metrics.json                its metrics, written when it finishes (progress view)
+    round-N/trees/                      a solved and an unsolved search tree, as HTML pages
+    round-N/profile.yaml                the resolved profile it ran with
+    run.json                            the profile the run directory was made with
+    logs/                               the main job's log files (`rstar evolve`)
     learning-curves.png                 every finished round so far, on one picture
     rounds.md                           the per-round table of the main job
     mlflow/                             MLflow's database and artifacts (rstar.tracking)
@@ -39,6 +44,10 @@ from pathlib import Path
 
 CATALOG_FILE = "catalog.duckdb"
 NODES = "nodes"
+# The two evaluations of a round (``round-N/eval/<benchmark>-<kind>``): greedy decoding, and
+# the budgeted methods (MCTS + PPM...).
+GREEDY_EVAL = "greedy"
+SEARCH_EVAL = "search"
 SYNTHESIS = "synthesis"
 DATASETS = "datasets"
 
@@ -128,6 +137,20 @@ class RoundLayout:
     def synthesis_plot(self) -> Path:
         return self.dir / "synthesis.png"
 
+    @property
+    def metrics(self) -> Path:
+        return self.dir / "metrics.json"
+
+    @property
+    def profile(self) -> Path:
+        """The resolved profile the round ran with (also on its MLflow run)."""
+        return self.dir / "profile.yaml"
+
+    @property
+    def trees_dir(self) -> Path:
+        """A few of the round's search trees as HTML pages (rstar.evolve.round_trees)."""
+        return self.dir / "trees"
+
 
 @dataclass(frozen=True)
 class RunLayout:
@@ -148,6 +171,14 @@ class RunLayout:
     @property
     def rounds_table(self) -> Path:
         return self.run_dir / "rounds.md"
+
+    @property
+    def run_record(self) -> Path:
+        return self.run_dir / "run.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.run_dir / "logs"
 
     @property
     def learning_curves(self) -> Path:
