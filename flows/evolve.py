@@ -63,9 +63,16 @@ def evolve(
 ) -> dict[str, float]:
     """One round: search, curate, train SLM-r(N) and PPM-r(N), evaluate, register.
 
-    ``policy`` / ``ppm`` give the round's searching checkpoints explicitly; by default
-    round N > 1 takes round N-1's registered models and refuses to start until round N-1
-    has completed. ``quick`` runs the profile's small size.
+    Args:
+        round: the round to run, 1 to 4; round N > 1 starts from round N-1's registered
+            models and refuses to start until round N-1 has completed.
+        profile: a shipped profile's name (tiny, qwen2.5-math-7b) or a .yaml path.
+        run_dir: where the round's files and store live; default the profile's (with the
+            local stack: RSTAR_RUN_DIR).
+        quick: the profile's small size (CI: a few minutes a round).
+        policy: the policy checkpoint to search with (a directory or models:/policy/N);
+            default round N-1's registered policy (round 1: the profile's base).
+        ppm: the PPM checkpoint to search with; default round N-1's registered PPM.
     """
     spec = RunSpec(profile, run_dir, quick).absolute()
     prof = spec.load()
@@ -139,7 +146,15 @@ def evolve_all(
     first: int = 1,
     last: int = 4,
 ) -> dict[int, dict[str, float]]:
-    """Rounds ``first``..``last`` in order, each one a subflow run of ``evolve``."""
+    """Rounds ``first``..``last`` in order, each one a subflow run of ``evolve``.
+
+    Args:
+        profile: a shipped profile's name (tiny, qwen2.5-math-7b) or a .yaml path.
+        run_dir: where the rounds' files and store live; default the profile's.
+        quick: the profile's small size (CI: a few minutes a round).
+        first: the first round to run.
+        last: the last round to run.
+    """
     return {
         round: evolve(round=round, profile=profile, run_dir=run_dir, quick=quick)
         for round in range(first, last + 1)

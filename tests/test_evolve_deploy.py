@@ -27,6 +27,7 @@ from test_ray_round import RAY_ENV, free_port, profile, ray_cluster
 from rstar.config import load_profile
 from rstar.evolve.stages import bootstrap_policy
 from rstar.stack import StackConfig, stack_env, start, stop
+from rstar.stack.prefect import chain_rounds
 from rstar.store import Catalog, RunLayout, StoreLayout
 from rstar.tracking import (
     MODEL_TRAINING_VIEW,
@@ -117,6 +118,11 @@ class Stack:
             time.sleep(2)
         raise TimeoutError(f"flow run {run_id} still {state['type']} after {timeout} s")
 
+    def runs_of(self, deployment: str) -> list[dict]:
+        """The flow runs of deployment ``deployment`` (e.g. round-2), oldest first."""
+        body = {"deployments": {"name": {"any_": [deployment]}}, "sort": "START_TIME_ASC"}
+        return httpx.post(f"{self.api}/flow_runs/filter", json=body, trust_env=False).json()
+
     def task_runs(self, run_id: str) -> list[dict]:
         body = {"flow_runs": {"id": {"any_": [run_id]}}}
         return httpx.post(f"{self.api}/task_runs/filter", json=body, trust_env=False).json()
@@ -193,8 +199,27 @@ def test_round_one_retry_reruns_only_the_failed_shard_then_round_two_follows(
     assert retried == clean_round_one
 
     prof = load_profile("tiny", run_dir, quick=True)
-    second = stack.run_deployment("evolve/round-2", quick=True)
+    # round 2 was started by the stack's automation when round 1 completed, with round 1's
+    # profile, size and run directory; the switch then turns the chain off, so round 3 is not
+    deadline = time.monotonic() + 60
+    while not stack.runs_of("round-2"):
+        assert time.monotonic() < deadline, "round 1 completed, but round 2 did not start"
+        time.sleep(1)
+    assert chain_rounds(stack.config, False) == 3  # the automations of rounds 2-4
+    (started,) = stack.runs_of("round-2")
+    second = started["id"]
+    expected = {k: stack.flow_run(first)["parameters"].get(k) for k in ("profile", "quick")}
+    assert (
+        {k: started["parameters"].get(k) for k in expected}
+        == expected
+        == {
+            "profile": "tiny",
+            "quick": True,
+        }
+    )
     assert stack.wait(second) == "COMPLETED"
+    time.sleep(10)  # an automation that were still on would have started round 3 by now
+    assert stack.runs_of("round-3") == []
     with Catalog(StoreLayout.for_run(run_dir)) as catalog:
         rows = catalog.sql("SELECT round, policy FROM rounds").to_pylist()
     policies = {r["round"]: r["policy"] for r in rows}

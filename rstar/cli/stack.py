@@ -69,6 +69,12 @@ def start_command(
     teacher_port: int | None = _option("teacher_port"),
     teacher_name: str | None = _option("teacher_name"),
     teacher_api_key_env: str | None = _option("teacher_api_key_env"),
+    chain: bool | None = typer.Option(
+        None,
+        "--chain-rounds/--no-chain-rounds",
+        help=StackConfig.model_fields["chain_rounds"].description,
+        show_default="on",
+    ),
     timeout: float | None = _option("startup_timeout"),
 ) -> None:
     """Start the Prefect server, create the work pool, deploy, start the worker and MLflow UI,
@@ -88,6 +94,7 @@ def start_command(
         teacher_port=teacher_port,
         teacher_name=teacher_name,
         teacher_api_key_env=teacher_api_key_env,
+        chain_rounds=chain,
         startup_timeout=timeout,
     )
     try:

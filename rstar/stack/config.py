@@ -83,6 +83,11 @@ class StackConfig(BaseModel):
     teacher_api_key_env: str | None = Field(
         None, description="environment variable holding the key the teacher asks clients for"
     )
+    chain_rounds: bool = Field(
+        True,
+        description="start round N+1 when a run of round N's deployment completes (the "
+        "deployments' triggers; also switchable on the Prefect UI's Automations page)",
+    )
     startup_timeout: float = Field(120.0, gt=0, description="seconds to wait for each service")
     stop_timeout: float = Field(10.0, gt=0, description="seconds to wait after each signal")
 

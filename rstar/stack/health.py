@@ -14,7 +14,7 @@ from rstar.stack.config import MLFLOW, SERVER, TEACHER, WORKER, StackConfig, Sta
 # --- health -------------------------------------------------------------------------------
 
 
-def _request(url: str, method: str = "GET", **kwargs: Any) -> httpx.Response | None:
+def request(url: str, method: str = "GET", **kwargs: Any) -> httpx.Response | None:
     """A request to one of the stack's servers; None when nothing answers."""
     try:
         return httpx.request(method, url, timeout=3.0, trust_env=False, **kwargs)
@@ -24,20 +24,20 @@ def _request(url: str, method: str = "GET", **kwargs: Any) -> httpx.Response | N
 
 def prefect_healthy(config: StackConfig) -> bool:
     """The Prefect API answers its health check."""
-    response = _request(f"{config.prefect_url}/api/health")
+    response = request(f"{config.prefect_url}/api/health")
     return response is not None and response.status_code == 200 and response.text == "true"
 
 
 def mlflow_healthy(config: StackConfig) -> bool:
     """The MLflow server answers its health check."""
-    response = _request(f"{config.mlflow_url}/health")
+    response = request(f"{config.mlflow_url}/health")
     return response is not None and response.status_code == 200
 
 
 def worker_online(config: StackConfig) -> bool:
     """The stack's worker has a recent heartbeat in its work pool (Prefect status ONLINE)."""
     url = f"{config.prefect_url}/api/work_pools/{config.work_pool}/workers/filter"
-    response = _request(url, "POST", json={})
+    response = request(url, "POST", json={})
     if response is None or response.status_code != 200:
         return False
     return any(w["name"] == config.worker_name and w["status"] == "ONLINE" for w in response.json())
@@ -45,7 +45,7 @@ def worker_online(config: StackConfig) -> bool:
 
 def work_pool(config: StackConfig) -> dict[str, Any] | None:
     """The stack's work pool as the Prefect API returns it, or None when it does not exist."""
-    response = _request(f"{config.prefect_url}/api/work_pools/{config.work_pool}")
+    response = request(f"{config.prefect_url}/api/work_pools/{config.work_pool}")
     if response is None:
         raise StackError(f"the Prefect server at {config.prefect_url} does not answer")
     if response.status_code == 404:
@@ -56,7 +56,7 @@ def work_pool(config: StackConfig) -> dict[str, Any] | None:
 
 def teacher_healthy(config: StackConfig) -> bool:
     """The teacher lists its model (or asks for the key it was started with)."""
-    response = _request(f"{config.teacher_url}/models")
+    response = request(f"{config.teacher_url}/models")
     return response is not None and (
         response.status_code == 200
         or (response.status_code == 401 and config.teacher_api_key_env is not None)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 
 from rstar.stack.config import StackConfig, StackError
-from rstar.stack.health import work_pool
+from rstar.stack.health import request, work_pool
 from rstar.stack.processes import executable
+
+ROUND_NAME = re.compile(r"round-\d+")  # the deployments of single rounds
 
 
 def _run_cli(
@@ -68,3 +72,27 @@ def deploy(config: StackConfig, env: dict[str, str], console: Console) -> bool:
         _run_cli(config, argv, config.project_dir, "prefect deploy", env)
     console.print(f"[green]✓[/green] deployed {config.project_dir / 'prefect.yaml'}")
     return True
+
+
+def chain_rounds(config: StackConfig, enabled: bool) -> int:
+    """Switch the automations that start round N+1 when round N completes (made from the
+    triggers of prefect.yaml's round deployments) on or off; returns how many there are."""
+    api = f"{config.prefect_url}/api"
+
+    def call(path: str, method: str = "POST", **body: object) -> httpx.Response:
+        response = request(f"{api}/{path}", method, json=body)
+        if response is None:
+            raise StackError(f"the Prefect server at {config.prefect_url} does not answer")
+        response.raise_for_status()
+        return response
+
+    deployments = call("deployments/filter", flows={"name": {"any_": ["evolve"]}}).json()
+    rounds = {d["id"] for d in deployments if ROUND_NAME.fullmatch(d["name"])}
+    chained = [
+        automation
+        for automation in call("automations/filter").json()
+        if any(action.get("deployment_id") in rounds for action in automation["actions"])
+    ]
+    for automation in chained:
+        call(f"automations/{automation['id']}", "PATCH", enabled=enabled)
+    return len(chained)

@@ -32,7 +32,7 @@ from rstar.stack.config import (
     stack_env,
 )
 from rstar.stack.health import HEALTH, port_free
-from rstar.stack.prefect import deploy, ensure_work_pool
+from rstar.stack.prefect import chain_rounds, deploy, ensure_work_pool
 from rstar.stack.processes import (
     Component,
     ComponentStatus,
@@ -194,7 +194,12 @@ def start(config: StackConfig, console: Console | None = None) -> list[Component
         wait(SERVER, server)
         if ensure_work_pool(config, env):
             console.print(f"[green]✓[/green] created process work pool {config.work_pool!r}")
-        deploy(config, env, console)
+        if deploy(config, env, console):
+            chained = chain_rounds(config, config.chain_rounds)
+            state = "on" if config.chain_rounds else "off"
+            console.print(
+                f"[green]✓[/green] {chained} automations starting the next round: {state}"
+            )
         wait(WORKER, launch(WORKER))
         wait(MLFLOW, mlflow)
         if teacher is not None:
