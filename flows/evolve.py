@@ -1,7 +1,8 @@
 """The self-evolution round as a Prefect flow (docs/method.md §4), and all four
 rounds in order.
 
-    bootstrap policy (round 1) -> resolve models -> open the round's MLflow run
+    check the round has not finished here -> bootstrap policy (round 1) -> resolve models
+      -> open the round's MLflow run
       -> [base policy greedy, round 1] -> [synthesis seeds -> synthesis shards (mapped),
       when the round synthesizes] -> problems -> MCTS shards (mapped)
       -> difficulty buckets -> extra rollouts on unsolved problems (mapped)
@@ -77,6 +78,7 @@ def evolve(
     spec = RunSpec(profile, run_dir, quick).absolute()
     prof = spec.load()
     check_runner(prof)
+    t.check_round_open(spec, round)
     concurrency = prof.evolve.concurrency
     if round == 1:
         base = t.bootstrap_policy(spec)

@@ -39,6 +39,11 @@ def _fail_once(spec: RunSpec, round: int, stage: str, shard: int) -> None:
         raise RuntimeError(f"test-only failure of {stage} shard {shard} ({FAIL_ONCE_ENV})")
 
 
+@persisted(task_run_name="check-round-{round}-is-open")
+def check_round_open(spec: RunSpec, round: int) -> None:
+    stages.check_round_open(spec.load(), round)
+
+
 @persisted(task_run_name="bootstrap-policy")
 def bootstrap_policy(spec: RunSpec) -> str:
     return stages.bootstrap_policy(spec.load())

@@ -220,6 +220,11 @@ def test_round_one_retry_reruns_only_the_failed_shard_then_round_two_follows(
     assert stack.wait(second) == "COMPLETED"
     time.sleep(10)  # an automation that were still on would have started round 3 by now
     assert stack.runs_of("round-3") == []
+    # a new run of the finished round 1 is refused before it does anything
+    again = stack.run_deployment("evolve/round-1", quick=True)
+    assert stack.wait(again) == "FAILED"
+    assert "round 1 has already finished" in stack.flow_run(again)["state"]["message"]
+    assert node_counts(run_dir, 1) == clean_round_one  # nothing mixed into its store
     with Catalog(StoreLayout.for_run(run_dir)) as catalog:
         rows = catalog.sql("SELECT round, policy FROM rounds").to_pylist()
     policies = {r["round"]: r["policy"] for r in rows}

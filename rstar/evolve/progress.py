@@ -198,8 +198,9 @@ def check_run_dir(
     layout: RunLayout, profile: str, profile_name: str, quick: bool, first: int, last: int
 ) -> dict[str, Any]:
     """Before a job starts rounds ``first``..``last``: the run directory was made with the
-    same profile and size (``run.json``), and round ``first - 1`` has finished there.
-    Returns the record to write; raises :class:`RunDirError` naming what to run instead."""
+    same profile and size (``run.json``), round ``first`` has not finished there (a second
+    run would mix its data into the first's) and round ``first - 1`` has. Returns the record
+    to write; raises :class:`RunDirError` naming what to run instead."""
     made = read_run_record(layout)
     if made is not None and (made["profile_name"], made["quick"]) != (profile_name, quick):
         size = " at its quick size" if made["quick"] else ""
@@ -209,8 +210,16 @@ def check_run_dir(
             f"`{_command(made['profile'], made['quick'], layout.run_dir, f'{first}-{last}')}`"
             ", or give this job another --run-dir."
         )
-    if first > 1 and first - 1 not in finished_rounds(layout.store):
-        done = sorted(r for r in finished_rounds(layout.store) if r > 0)
+    done = sorted(r for r in finished_rounds(layout.store) if r > 0)
+    if first in done:
+        start = max(done) + 1
+        then = f"`{_command(profile, quick, layout.run_dir, f'{start}-{last}')}` continues it"
+        raise RunDirError(
+            f"round {first} has already finished in {layout.run_dir}: running it again would "
+            f"mix two runs' data. {then if start <= last else 'Its rounds are done'}; or give "
+            "this job another --run-dir."
+        )
+    if first > 1 and first - 1 not in done:
         start = max(done, default=0) + 1
         raise RunDirError(
             f"round {first} starts from round {first - 1}'s models, and {layout.run_dir} "

@@ -123,6 +123,25 @@ class NoTrainingDataError(ValueError):
     """A round's search left nothing to train on; raised before any training starts."""
 
 
+class RoundFinishedError(RuntimeError):
+    """A new run of a round that already finished in this run directory."""
+
+
+def check_round_open(prof: Profile, round: int) -> None:
+    """Refuse to start ``round`` again where it has finished: a second run would put its
+    trees beside the first run's in the store and take over the round's registry alias.
+    (A retry of an unfinished round's flow run passes: its earlier check is cached.)"""
+    finished = finished_rounds(RunLayout(prof.run_dir).store)
+    if round in finished:
+        after = max(finished) + 1
+        raise RoundFinishedError(
+            f"round {round} has already finished in {prof.run_dir}; running it again would "
+            "mix a second run's trees into its store and replace its registered models. "
+            f"Continue with round {after} (`rstar evolve --rounds {after}-4`, or `prefect "
+            f"deployment run evolve/round-{after}`), or give the run another run directory."
+        )
+
+
 def bootstrap_policy(prof: Profile, progress: bool = True) -> str:
     """The round-1 base policy: the toy profile builds it when it is missing (atomically:
     a crash leaves no half checkpoint); other profiles must point at an existing model."""
