@@ -56,6 +56,7 @@ MODEL_TRAINING_VIEW = "?workflowType=machine_learning"
 MLFLOW_UI_ENV = "RSTAR_MLFLOW_UI"  # the UI's address when tracking is a database file
 GIT_COMMIT_TAG = "mlflow.source.git.commit"  # MLflow's UI shows it with the run's source
 MODEL_TRAINING = "custom_model_development"
+DIGEST_CHARS = 16  # of a dataset input's content digest
 _PARENT_RUN: ContextVar[str | None] = ContextVar("rstar_parent_run", default=None)
 
 
@@ -260,12 +261,9 @@ def source_commit(package_dir: Path | None = None) -> str | None:
 
 
 def file_digest(path: Path) -> str:
-    """A short content digest of a file (what a dataset input is compared by)."""
-    digest = hashlib.sha256()
+    """The SHA-256 of a file's content, in hex (a training run's data, a dataset input)."""
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def log_datasets(
@@ -287,7 +285,8 @@ def log_datasets(
         with warnings.catch_warnings():  # two local sources match a file URI: either is right
             warnings.simplefilter("ignore", UserWarning)
             source = resolve_dataset_source(path.resolve().as_uri())
-        dataset = MetaDataset(source, name=name, digest=file_digest(path))
+        # MLflow keeps at most 36 characters of a dataset's digest
+        dataset = MetaDataset(source, name=name, digest=file_digest(path)[:DIGEST_CHARS])
         tags = [InputTag(key="mlflow.data.context", value=context)]
         inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=tags))
     if inputs:

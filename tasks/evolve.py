@@ -17,7 +17,7 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
-from rstar.evolve import round_models, round_synthesis, stages
+from rstar.evolve import progress, round_models, round_synthesis, stages
 from rstar.evolve.round_models import RoundModels
 from rstar.evolve.stages import RunSpec
 from rstar.store import RunLayout
@@ -41,7 +41,7 @@ def _fail_once(spec: RunSpec, round: int, stage: str, shard: int) -> None:
 
 @persisted(task_run_name="check-round-{round}-is-open")
 def check_round_open(spec: RunSpec, round: int) -> None:
-    stages.check_round_open(spec.load(), round)
+    progress.check_round_open(RunLayout(spec.load().run_dir), round)
 
 
 @persisted(task_run_name="bootstrap-policy")

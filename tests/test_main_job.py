@@ -180,7 +180,7 @@ def test_quick_main_job_runs_four_rounds_and_prints_the_table(tmp_path, teacher)
         inputs = {i.dataset.name: i.dataset for i in logged}
         assert inputs.keys() == {"problems", "sft", "ppm_pairs"}
         problems = RunLayout(run_dir).round(int(run.data.tags["round"])).problems
-        assert inputs["problems"].digest == file_digest(problems)
+        assert inputs["problems"].digest == file_digest(problems)[:16]
         assert not any(KEY in value for value in run.data.params.values())
     # one curve per key metric over the rounds, in the learning-curves run
     (curves,) = client.search_runs([experiment_id], "tags.`rstar.learning_curves` = 'true'")

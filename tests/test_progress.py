@@ -12,10 +12,11 @@ from typer.testing import CliRunner
 
 from rstar.cli import app
 from rstar.cli.evolve import parse_rounds
-from rstar.config import load_profile
 from rstar.evolve.progress import (
+    RoundFinishedError,
     RoundStatus,
     RunDirError,
+    check_round_open,
     check_run_dir,
     eta_seconds,
     round_status,
@@ -23,7 +24,6 @@ from rstar.evolve.progress import (
     write_round_metrics,
     write_run_record,
 )
-from rstar.evolve.stages import RoundFinishedError, check_round_open
 from rstar.store import Catalog, RunLayout
 
 runner = CliRunner()
@@ -118,24 +118,24 @@ def test_a_job_refuses_a_run_dir_of_another_profile_or_a_missing_previous_round(
     assert "rstar evolve --profile tiny --quick --rounds 2-4" in str(e.value)
     assert check_run_dir(layout, "tiny", "tiny", True, 2, 4) == record
     # round 1 again would mix a second run's trees into the first's
-    with pytest.raises(RunDirError, match="round 1 has already finished") as e:
+    with pytest.raises(RoundFinishedError, match="round 1 has already finished") as e:
         check_run_dir(layout, "tiny", "tiny", True, 1, 4)
     assert "rstar evolve --profile tiny --quick --rounds 2-4" in str(e.value)
-    with pytest.raises(RunDirError, match="Its rounds are done"):
+    with pytest.raises(RoundFinishedError, match="--rounds 2-2 --run-dir"):
         check_run_dir(layout, "tiny", "tiny", True, 1, 1)
 
 
 def test_a_round_that_finished_is_not_started_again(tmp_path):
-    prof = load_profile("tiny", tmp_path, quick=True)
-    check_round_open(prof, 1)  # nothing there yet
-    with Catalog(RunLayout(tmp_path).store) as catalog:
+    layout = RunLayout(tmp_path)
+    check_round_open(layout, 1)  # nothing there yet
+    with Catalog(layout.store) as catalog:
         catalog.start_round(1)
-        check_round_open(prof, 1)  # started, not finished: a retry may go on
+        check_round_open(layout, 1)  # started, not finished: a retry may go on
         catalog.finish_round(1)
     with pytest.raises(RoundFinishedError, match="round 1 has already finished") as e:
-        check_round_open(prof, 1)
+        check_round_open(layout, 1)
     assert "prefect deployment run evolve/round-2" in str(e.value)
-    check_round_open(prof, 2)
+    check_round_open(layout, 2)
 
 
 def test_rounds_are_a_round_or_a_rising_range():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,35 @@ class RunDirError(ValueError):
     run instead."""
 
 
+class RoundFinishedError(RunDirError):
+    """A new run of a round that has already finished in this run directory."""
+
+
+def check_round_open(
+    layout: RunLayout, round: int, continue_with: Callable[[int], str] | None = None
+) -> None:
+    """Refuse to start ``round`` again where it has finished: a second run would put its
+    trees beside the first run's in the store and take over the round's registry alias.
+    ``continue_with(next_round)`` words the command that continues the directory. (A
+    Prefect retry of an unfinished round passes: the round flow's earlier check is cached.)"""
+    done = [r for r in finished_rounds(layout.store) if r > 0]
+    if round not in done:
+        return
+    after = max(done) + 1
+    how = (
+        continue_with(after)
+        if continue_with
+        else (
+            f"`rstar evolve --rounds {after}-4`, or `prefect deployment run evolve/round-{after}`"
+        )
+    )
+    raise RoundFinishedError(
+        f"round {round} has already finished in {layout.run_dir}; running it again would mix "
+        "a second run's trees into its store and replace its registered models. Continue "
+        f"with round {after} ({how}), or give the run another run directory."
+    )
+
+
 def read_run_record(layout: RunLayout) -> dict[str, Any] | None:
     """What ``run.json`` says the run directory was made with (None: nothing yet)."""
     path = layout.run_record
@@ -210,15 +239,14 @@ def check_run_dir(
             f"`{_command(made['profile'], made['quick'], layout.run_dir, f'{first}-{last}')}`"
             ", or give this job another --run-dir."
         )
+    check_round_open(
+        layout,
+        first,
+        lambda after: (
+            f"`{_command(profile, quick, layout.run_dir, f'{after}-{max(after, last)}')}`"
+        ),
+    )
     done = sorted(r for r in finished_rounds(layout.store) if r > 0)
-    if first in done:
-        start = max(done) + 1
-        then = f"`{_command(profile, quick, layout.run_dir, f'{start}-{last}')}` continues it"
-        raise RunDirError(
-            f"round {first} has already finished in {layout.run_dir}: running it again would "
-            f"mix two runs' data. {then if start <= last else 'Its rounds are done'}; or give "
-            "this job another --run-dir."
-        )
     if first > 1 and first - 1 not in done:
         start = max(done, default=0) + 1
         raise RunDirError(

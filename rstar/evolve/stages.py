@@ -123,25 +123,6 @@ class NoTrainingDataError(ValueError):
     """A round's search left nothing to train on; raised before any training starts."""
 
 
-class RoundFinishedError(RuntimeError):
-    """A new run of a round that already finished in this run directory."""
-
-
-def check_round_open(prof: Profile, round: int) -> None:
-    """Refuse to start ``round`` again where it has finished: a second run would put its
-    trees beside the first run's in the store and take over the round's registry alias.
-    (A retry of an unfinished round's flow run passes: its earlier check is cached.)"""
-    finished = finished_rounds(RunLayout(prof.run_dir).store)
-    if round in finished:
-        after = max(finished) + 1
-        raise RoundFinishedError(
-            f"round {round} has already finished in {prof.run_dir}; running it again would "
-            "mix a second run's trees into its store and replace its registered models. "
-            f"Continue with round {after} (`rstar evolve --rounds {after}-4`, or `prefect "
-            f"deployment run evolve/round-{after}`), or give the run another run directory."
-        )
-
-
 def bootstrap_policy(prof: Profile, progress: bool = True) -> str:
     """The round-1 base policy: the toy profile builds it when it is missing (atomically:
     a crash leaves no half checkpoint); other profiles must point at an existing model."""
@@ -437,27 +418,25 @@ def finish_round(
 ) -> dict[str, float]:
     """The round's metrics on its MLflow run (with the summary plot), and the round
     recorded as finished in the catalog: the next round may start."""
-    layout = RunLayout(prof.run_dir)
+    layout, tracking = RunLayout(prof.run_dir), prof.resolved_tracking()
+    files = layout.round(round)
     metrics = round_metrics(layout.store, round, stage_results)
-    plot = summary_plot(metrics, round, layout.round(round).summary_plot)
+    plot = summary_plot(metrics, round, files.summary_plot)
     curves = learning_curves(
         finished_rounds(layout.store) | {round: metrics}, layout.learning_curves
     )
-    synthesis = synthesis_plot(layout.store, round, layout.round(round).synthesis_plot)
+    synthesis = synthesis_plot(layout.store, round, files.synthesis_plot)
     plots = [plot, curves] + ([synthesis] if synthesis is not None else [])
     with Catalog(layout.store) as catalog:
-        trees = write_round_trees(catalog, round, layout.round(round).trees_dir)
-    close_run(prof.resolved_tracking(), run_id, metrics, plots, {"trees": trees})
-    log_datasets(
-        prof.resolved_tracking(),
-        run_id,
-        [
-            ("problems", layout.round(round).problems, "search"),
-            ("sft", layout.store.dataset_path(round, "sft"), "training"),
-            ("ppm_pairs", layout.store.dataset_path(round, "ppm_pairs"), "training"),
-        ],
-    )
-    log_curve(prof.resolved_tracking(), round, curve_metrics(metrics), [curves])
+        trees = write_round_trees(catalog, round, files.trees_dir)
+    datasets = [
+        ("problems", files.problems, "search"),
+        ("sft", layout.store.dataset_path(round, "sft"), "training"),
+        ("ppm_pairs", layout.store.dataset_path(round, "ppm_pairs"), "training"),
+    ]
+    log_datasets(tracking, run_id, datasets)
+    close_run(tracking, run_id, metrics, plots, {"trees": trees})
+    log_curve(tracking, round, curve_metrics(metrics), [curves])
     with Catalog(layout.store) as catalog:
         catalog.finish_round(round, metrics)
     write_round_metrics(layout, round, metrics)

@@ -13,7 +13,6 @@ either the previous model or the whole new one.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import re
@@ -32,7 +31,7 @@ from transformers.utils import logging as hf_logging
 
 from rstar.atomic import atomic_dir, atomic_write
 from rstar.models.loading import load_tokenizer
-from rstar.tracking import Tracking, log_metrics, register_checkpoint, start_run
+from rstar.tracking import Tracking, file_digest, log_metrics, register_checkpoint, start_run
 from rstar.train.config import BaseTrainConfig
 
 log = logging.getLogger(__name__)
@@ -88,14 +87,6 @@ class TrainResult:
 def work_dir_for(out_dir: Path) -> Path:
     """Where the resumable checkpoints of the run writing ``out_dir`` live."""
     return out_dir.with_name(out_dir.name + ".work")
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fingerprint(kind: str, config: BaseTrainConfig, data: Path, init_model: Path) -> dict[str, Any]:
